@@ -1,4 +1,5 @@
-// Result<T>: a value or an Error, for errors that cross a room's wall (no exceptions through loops).
+// Result<T>: a value or an Error, for errors that cross a room's wall (no exceptions through
+// loops).
 #pragma once
 
 #include <cassert>
@@ -14,13 +15,13 @@ enum class ErrorCode {
   kNotFound,         // the named object does not exist
   kNotLeader,        // this node is not the Raft leader (retry at the leader)
   kNoLeader,         // no leader is known right now (retry later)
-  kDropped,          // a proposal or read was dropped (leadership lost, entry overwritten): retryable
-  kBusy,             // a conflicting operation is in progress (e.g. a membership change)
-  kCorrupt,          // persisted data failed validation
-  kIo,               // an operating-system or SQLite error
-  kUnavailable,      // the node is shutting down or stopped
-  kTimeout,          // the operation did not finish in time
-  kInternal,         // a bug
+  kDropped,      // a proposal or read was dropped (leadership lost, entry overwritten): retryable
+  kBusy,         // a conflicting operation is in progress (e.g. a membership change)
+  kCorrupt,      // persisted data failed validation
+  kIo,           // an operating-system or SQLite error
+  kUnavailable,  // the node is shutting down or stopped
+  kTimeout,      // the operation did not finish in time
+  kInternal,     // a bug
 };
 
 const char* error_code_name(ErrorCode code);
@@ -33,7 +34,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
@@ -69,6 +70,8 @@ class [[nodiscard]] Result {
 struct Ok {};
 using Status = Result<Ok>;
 
-inline Error make_error(ErrorCode code, std::string message) { return Error{code, std::move(message)}; }
+inline Error make_error(ErrorCode code, std::string message) {
+  return Error{code, std::move(message)};
+}
 
 }  // namespace raftlock

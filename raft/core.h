@@ -116,6 +116,8 @@ class Core {
   // The state machine took a snapshot at `index` (<= applied index): drop the log up to it and
   // keep the snapshot to send to followers that are behind.
   Status compact(Index index, std::shared_ptr<const std::string> data);
+  // The latest snapshot the core holds (from compact() or one installed from the leader).
+  std::optional<SnapshotMeta> snapshot_meta() const;
 
   CoreStatus status() const;
   // Convenience accessors.

@@ -5,7 +5,8 @@
 namespace raftlock::raft {
 
 const Member* Configuration::find(NodeId id) const {
-  auto it = std::find_if(members.begin(), members.end(), [id](const Member& m) { return m.id == id; });
+  auto it =
+      std::find_if(members.begin(), members.end(), [id](const Member& m) { return m.id == id; });
   return it == members.end() ? nullptr : &*it;
 }
 
@@ -29,28 +30,44 @@ std::vector<NodeId> Configuration::ids() const {
 
 const char* message_type_name(MessageType type) {
   switch (type) {
-    case MessageType::kPreVote: return "PreVote";
-    case MessageType::kPreVoteResponse: return "PreVoteResponse";
-    case MessageType::kVote: return "Vote";
-    case MessageType::kVoteResponse: return "VoteResponse";
-    case MessageType::kAppend: return "Append";
-    case MessageType::kAppendResponse: return "AppendResponse";
-    case MessageType::kHeartbeat: return "Heartbeat";
-    case MessageType::kHeartbeatResponse: return "HeartbeatResponse";
-    case MessageType::kSnapshot: return "Snapshot";
-    case MessageType::kTimeoutNow: return "TimeoutNow";
-    case MessageType::kReadIndex: return "ReadIndex";
-    case MessageType::kReadIndexResponse: return "ReadIndexResponse";
+    case MessageType::kPreVote:
+      return "PreVote";
+    case MessageType::kPreVoteResponse:
+      return "PreVoteResponse";
+    case MessageType::kVote:
+      return "Vote";
+    case MessageType::kVoteResponse:
+      return "VoteResponse";
+    case MessageType::kAppend:
+      return "Append";
+    case MessageType::kAppendResponse:
+      return "AppendResponse";
+    case MessageType::kHeartbeat:
+      return "Heartbeat";
+    case MessageType::kHeartbeatResponse:
+      return "HeartbeatResponse";
+    case MessageType::kSnapshot:
+      return "Snapshot";
+    case MessageType::kTimeoutNow:
+      return "TimeoutNow";
+    case MessageType::kReadIndex:
+      return "ReadIndex";
+    case MessageType::kReadIndexResponse:
+      return "ReadIndexResponse";
   }
   return "Unknown";
 }
 
 const char* role_name(Role role) {
   switch (role) {
-    case Role::kFollower: return "follower";
-    case Role::kPreCandidate: return "pre-candidate";
-    case Role::kCandidate: return "candidate";
-    case Role::kLeader: return "leader";
+    case Role::kFollower:
+      return "follower";
+    case Role::kPreCandidate:
+      return "pre-candidate";
+    case Role::kCandidate:
+      return "candidate";
+    case Role::kLeader:
+      return "leader";
   }
   return "unknown";
 }

@@ -90,18 +90,18 @@ struct Snapshot {
 };
 
 enum class MessageType : uint8_t {
-  kPreVote = 0,            // "would you vote for me in term+1?" (term = proposed term, not adopted)
+  kPreVote = 0,  // "would you vote for me in term+1?" (term = proposed term, not adopted)
   kPreVoteResponse = 1,
-  kVote = 2,               // index/log_term = candidate's last log index/term
-  kVoteResponse = 3,       // reject = vote refused
-  kAppend = 4,             // index/log_term = previous entry; entries; commit
-  kAppendResponse = 5,     // success: index = last index matched; reject: see reject_* fields
-  kHeartbeat = 6,          // commit = min(leader commit, follower match); context = read-index round
-  kHeartbeatResponse = 7,  // context echoed
-  kSnapshot = 8,           // snapshot set
-  kTimeoutNow = 9,         // leadership transfer: start an election now, skipping pre-vote
-  kReadIndex = 10,         // follower -> leader: please give me a read index for `context`
-  kReadIndexResponse = 11, // leader -> follower: index = read index for `context` (reject: none)
+  kVote = 2,            // index/log_term = candidate's last log index/term
+  kVoteResponse = 3,    // reject = vote refused
+  kAppend = 4,          // index/log_term = previous entry; entries; commit
+  kAppendResponse = 5,  // success: index = last index matched; reject: see reject_* fields
+  kHeartbeat = 6,       // commit = min(leader commit, follower match); context = read-index round
+  kHeartbeatResponse = 7,   // context echoed
+  kSnapshot = 8,            // snapshot set
+  kTimeoutNow = 9,          // leadership transfer: start an election now, skipping pre-vote
+  kReadIndex = 10,          // follower -> leader: please give me a read index for `context`
+  kReadIndexResponse = 11,  // leader -> follower: index = read index for `context` (reject: none)
 };
 
 const char* message_type_name(MessageType type);
@@ -117,7 +117,8 @@ struct Message {
   std::vector<Entry> entries;
   bool reject = false;
   // Fast backtracking (kAppendResponse with reject): the follower's term at the conflicting index
-  // (0 when its log is too short) and the first index it holds for that term (or its last index + 1).
+  // (0 when its log is too short) and the first index it holds for that term (or its last index +
+  // 1).
   Term reject_term = 0;
   Index reject_hint = 0;
   std::optional<Snapshot> snapshot;

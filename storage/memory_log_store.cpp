@@ -8,7 +8,9 @@ MemoryLogStore::MemoryLogStore(raft::Configuration bootstrap_config) {
   state_.bootstrap_config = std::move(bootstrap_config);
 }
 
-Result<PersistentState> MemoryLogStore::load() { return state_; }
+Result<PersistentState> MemoryLogStore::load() {
+  return state_;
+}
 
 Status MemoryLogStore::persist(const std::optional<raft::HardState>& hard_state,
                                const std::vector<raft::Entry>& entries,

@@ -1,0 +1,778 @@
+#include "http/api_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "lockservice/validation.h"
+
+namespace raftlock::http {
+namespace {
+
+using lockservice::CommandResult;
+using lockservice::Outcome;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kForwardedHeader = "X-Raftlock-Forwarded";
+constexpr const char* kNamePattern = "([^/]*)";  // empty names reach check_name: 400
+
+// --- Views as JSON ---------------------------------------------------------------------------
+
+Json holder_json(const std::optional<lockservice::LockHolderView>& holder) {
+  if (!holder) return nullptr;
+  return {{"owner", holder->owner},
+          {"lease_id", holder->lease_id},
+          {"fencing_token", holder->fencing_token}};
+}
+
+Json lock_json(const lockservice::LockView& view) {
+  return {{"name", view.name},
+          {"held", view.held},
+          {"holder", holder_json(view.holder)},
+          {"fencing_token", view.fencing_token ? Json(*view.fencing_token) : Json(nullptr)},
+          {"waiters", view.waiters},
+          {"revision", view.revision}};
+}
+
+Json leader_json(const std::optional<lockservice::ElectionLeaderView>& leader) {
+  if (!leader) return nullptr;
+  return {{"value", leader->value},
+          {"lease_id", leader->lease_id},
+          {"fencing_token", leader->fencing_token}};
+}
+
+Json election_json(const lockservice::ElectionView& view) {
+  return {{"name", view.name}, {"leader", leader_json(view.leader)}, {"revision", view.revision}};
+}
+
+// --- Request parsing helpers ----------------------------------------------------------------
+
+// Reads an optional integer field; on a bad value writes 400 and returns false.
+bool read_int(const Json& body, const std::string& field, int64_t min, int64_t max,
+              std::optional<int64_t>& out, httplib::Response& response) {
+  auto value = get_int(body, field, min, max);
+  if (!value) {
+    write_error(response, 400, "invalid_argument", value.error().message);
+    return false;
+  }
+  out = *value;
+  return true;
+}
+
+bool read_string(const Json& body, const std::string& field, size_t max_length,
+                 std::optional<std::string>& out, httplib::Response& response) {
+  auto value = get_string(body, field, max_length);
+  if (!value) {
+    write_error(response, 400, "invalid_argument", value.error().message);
+    return false;
+  }
+  out = *value;
+  return true;
+}
+
+bool check_name(const std::string& name, httplib::Response& response) {
+  auto valid = lockservice::check_name(name);
+  if (!valid) {
+    write_error(response, 400, "invalid_argument", valid.error().message);
+    return false;
+  }
+  return true;
+}
+
+// A lease id from the path: a positive integer below 2^53.
+std::optional<lockservice::LeaseId> path_lease_id(const std::string& text,
+                                                  httplib::Response& response) {
+  lockservice::LeaseId id = 0;
+  bool digits = !text.empty() && text.size() <= 16;
+  for (char c : text) digits = digits && c >= '0' && c <= '9';
+  if (digits) id = std::stoull(text);
+  if (!digits || !lockservice::valid_lease_id(id)) {
+    write_error(response, 400, "invalid_argument",
+                "Lease id '" + text + "' is not a positive integer below 2^53.");
+    return std::nullopt;
+  }
+  return id;
+}
+
+// ?consistency=linearizable (default) | stale.
+std::optional<bool> linearizable(const httplib::Request& request, httplib::Response& response) {
+  if (!request.has_param("consistency")) return true;
+  const auto value = request.get_param_value("consistency");
+  if (value == "linearizable") return true;
+  if (value == "stale") return false;
+  write_error(response, 400, "invalid_argument",
+              "Parameter 'consistency' must be 'linearizable' or 'stale'.");
+  return std::nullopt;
+}
+
+// Maps an infrastructure error (no leader, timeout, shutting down) to the contract.
+void write_failure(httplib::Response& response, const Error& error) {
+  write_status_error(response, error);
+}
+
+// Maps the domain outcomes every command can produce that are not its success.
+void write_outcome_error(httplib::Response& response, const CommandResult& result) {
+  switch (result.outcome) {
+    case Outcome::kLeaseNotFound:
+      write_error(response, 404, "lease_not_found",
+                  result.message.empty() ? "The lease does not exist." : result.message);
+      return;
+    case Outcome::kLeaseExists:
+      write_error(response, 409, "lease_exists", result.message);
+      return;
+    case Outcome::kInvalid:
+      write_error(response, 400, "invalid_argument", result.message);
+      return;
+    case Outcome::kLockHeld:
+      write_error(response, 409, "lock_held",
+                  result.message.empty() ? "The lock is held by another lease." : result.message,
+                  {{"holder", result.lock ? holder_json(result.lock->holder) : Json(nullptr)}});
+      return;
+    case Outcome::kNotHolder:
+      write_error(response, 409, "not_holder", result.message,
+                  {{"holder", result.lock ? holder_json(result.lock->holder) : Json(nullptr)}});
+      return;
+    case Outcome::kNotLeader:
+      write_error(
+          response, 409, "not_leader",
+          result.message.empty() ? "This lease is not the election's leader." : result.message,
+          {{"leader", result.election ? leader_json(result.election->leader) : Json(nullptr)}});
+      return;
+    default:
+      write_error(
+          response, 500, "internal",
+          "Unexpected outcome '" + std::string(lockservice::outcome_name(result.outcome)) + "'.");
+      return;
+  }
+}
+
+// Status probe: which error (if any) binding host:port would give, for a message that names it.
+std::optional<std::string> probe_bind(const std::string& host, int port) {
+  if (port == 0) return std::nullopt;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
+    return std::nullopt;  // let httplib try
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return std::nullopt;
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  std::optional<std::string> problem;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    problem = std::strerror(errno);
+  }
+  ::close(fd);
+  return problem;
+}
+
+}  // namespace
+
+ApiServer::ApiServer(ApiServerOptions options, raft::Node& node, lockservice::LockService& service,
+                     metrics::Metrics& metrics, PeerResolver peers)
+    : options_(std::move(options)),
+      node_(node),
+      service_(service),
+      metrics_(metrics),
+      peers_(std::move(peers)) {
+  build_routes();
+}
+
+ApiServer::~ApiServer() {
+  stop();
+}
+
+void ApiServer::build_routes() {
+  using R = const httplib::Request&;
+  using W = httplib::Response&;
+  using M = const std::smatch&;
+  const std::string n = kNamePattern;
+  router_.add("GET", "/healthz", [](R, W res, M) { write_json(res, 200, {{"status", "ok"}}); });
+  router_.add("GET", "/readyz", [this](R req, W res, M) { readyz(req, res); });
+  router_.add("GET", "/metrics", [this](R, W res, M) {
+    res.status = 200;
+    res.set_content(metrics_.serialize(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  router_.add("GET", "/v1/status", [this](R req, W res, M) { status(req, res); });
+  router_.add("POST", "/v1/leases", [this](R req, W res, M) { create_lease(req, res); });
+  router_.add("POST", "/v1/leases/" + n + "/keepalive",
+              [this](R req, W res, M m) { keepalive(req, res, m[1]); });
+  router_.add("GET", "/v1/leases/" + n, [this](R req, W res, M m) { get_lease(req, res, m[1]); });
+  router_.add("DELETE", "/v1/leases/" + n,
+              [this](R req, W res, M m) { revoke_lease(req, res, m[1]); });
+  router_.add("POST", "/v1/locks/" + n + "/acquire",
+              [this](R req, W res, M m) { acquire(req, res, m[1]); });
+  router_.add("POST", "/v1/locks/" + n + "/release",
+              [this](R req, W res, M m) { release(req, res, m[1]); });
+  router_.add("GET", "/v1/locks", [this](R req, W res, M) { list_locks(req, res); });
+  router_.add("GET", "/v1/locks/" + n, [this](R req, W res, M m) { get_lock(req, res, m[1]); });
+  router_.add("POST", "/v1/elections/" + n + "/campaign",
+              [this](R req, W res, M m) { campaign(req, res, m[1]); });
+  router_.add("POST", "/v1/elections/" + n + "/proclaim",
+              [this](R req, W res, M m) { proclaim(req, res, m[1]); });
+  router_.add("POST", "/v1/elections/" + n + "/resign",
+              [this](R req, W res, M m) { resign(req, res, m[1]); });
+  router_.add("GET", "/v1/elections/" + n + "/observe",
+              [this](R req, W res, M m) { observe(req, res, m[1]); });
+  router_.add("GET", "/v1/elections/" + n,
+              [this](R req, W res, M m) { get_election(req, res, m[1]); });
+}
+
+void ApiServer::install(httplib::Server& server) {
+  register_handlers(server, "/(v1/.*|healthz|readyz|metrics)");
+}
+
+void ApiServer::register_handlers(httplib::Server& server, const std::string& pattern) {
+  auto plain = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
+  // Write methods read their own body: httplib would otherwise wait for EOF on a request that has
+  // neither Content-Length nor chunked encoding (curl -XPOST with no data), and answer 400. The
+  // contract says a missing body equals {}.
+  auto with_body = [this](const httplib::Request& req, httplib::Response& res,
+                          const httplib::ContentReader& read) {
+    const bool has_body =
+        req.has_header("Content-Length") ||
+        req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos;
+    if (has_body) {
+      std::string body;
+      const bool ok = read([&body](const char* data, size_t length) {
+        body.append(data, length);
+        return true;
+      });
+      if (!ok) {
+        if (res.status == 413) {
+          write_error(res, 413, "payload_too_large", "The request body is larger than 64 KiB.");
+        } else {
+          write_error(res, 400, "invalid_argument", "The request body could not be read.");
+        }
+        metrics_.observe_request(router_.route_of(req.path), req.method, res.status,
+                                 std::chrono::nanoseconds(0));
+        return;
+      }
+      // httplib hands handlers a const Request it owns as a mutable local; the body is ours to set.
+      const_cast<httplib::Request&>(req).body = std::move(body);
+    }
+    handle(req, res);
+  };
+  server.Get(pattern, plain);
+  server.Options(pattern, plain);
+  server.Post(pattern, with_body);
+  server.Put(pattern, with_body);
+  server.Patch(pattern, with_body);
+  server.Delete(pattern, with_body);
+}
+
+Status ApiServer::start() {
+  server_ = std::make_unique<httplib::Server>();
+  server_->set_tcp_nodelay(true);
+  // SO_REUSEADDR instead of httplib's default SO_REUSEPORT: a restart right after a clean
+  // shutdown binds despite the old connections in TIME_WAIT (probe_bind below would refuse it),
+  // and a second process can never silently share the client port.
+  server_->set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  server_->set_payload_max_length(options_.max_body_bytes);
+  server_->set_keep_alive_max_count(1000000);
+  server_->set_keep_alive_timeout(60);
+  server_->set_read_timeout(30, 0);
+  server_->set_write_timeout(30, 0);
+  const size_t threads = options_.threads;
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  register_handlers(*server_, ".*");
+  // Errors httplib produces itself (413 over the body limit, 400 unparsable request) get the
+  // contract's JSON shape; our own error bodies are left alone.
+  server_->set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        if (res.status == 413) {
+          write_error(res, 413, "payload_too_large", "The request body is larger than 64 KiB.");
+        } else if (res.status == 404) {
+          write_error(res, 404, "not_found", "No such path.");
+        } else if (res.status >= 400 && res.status < 500) {
+          write_error(res, res.status, "invalid_argument", "The request could not be parsed.");
+        } else {
+          write_error(res, res.status, "internal", "The server failed to answer the request.");
+        }
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  server_->set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        spdlog::error("internal error serving {} {}: {}", req.method, req.path, what);
+        write_error(res, 500, "internal", "Internal error: " + what);
+      });
+
+  const std::string where = options_.host + ":" + std::to_string(options_.port);
+  if (auto problem = probe_bind(options_.host, options_.port)) {
+    return make_error(ErrorCode::kIo, "cannot listen on client address " + where + ": " + *problem);
+  }
+  if (options_.port == 0) {
+    bound_port_ = server_->bind_to_any_port(options_.host);
+    if (bound_port_ <= 0) {
+      return make_error(ErrorCode::kIo, "cannot listen on client address " + options_.host);
+    }
+  } else {
+    if (!server_->bind_to_port(options_.host, options_.port)) {
+      return make_error(ErrorCode::kIo,
+                        "cannot listen on client address " + where + ": address in use or invalid");
+    }
+    bound_port_ = options_.port;
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // httplib's stop() is a no-op until the listen loop runs: wait for it, so a stop() right after
+  // start() (a failed startup) cannot leave the loop running forever.
+  for (int i = 0; i < 5000 && !server_->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  spdlog::info("node {}: serving the client API on {}:{}", node_.id(), options_.host, bound_port_);
+  return Ok{};
+}
+
+void ApiServer::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool ApiServer::forwarded(const httplib::Request& request) const {
+  return request.has_header(kForwardedHeader);
+}
+
+void ApiServer::handle(const httplib::Request& request, httplib::Response& response) {
+  const auto started = Clock::now();
+  const auto outcome = router_.dispatch(request, response);
+  if (outcome == Router::Outcome::kNoPath) {
+    write_error(response, 404, "not_found", "No such path: " + request.path);
+  } else if (outcome == Router::Outcome::kWrongMethod) {
+    response.set_header("Allow", router_.allowed_methods(request.path));
+    write_error(response, 405, "method_not_allowed",
+                "Method " + request.method + " is not allowed on " + request.path + ".");
+  }
+  if (response.status == 400 || response.status == 404 || response.status == 405 ||
+      response.status == 413) {
+    spdlog::info("node {}: refused {} {}: {} {}", node_.id(), request.method, request.path,
+                 response.status, response.body.substr(0, 200));
+  }
+  metrics_.observe_request(router_.route_of(request.path), request.method, response.status,
+                           Clock::now() - started);
+}
+
+void ApiServer::forward_to_leader(const httplib::Request& request, httplib::Response& response) {
+  const raft::NodeId leader = node_.status().core.leader_id;
+  std::optional<std::string> address;
+  if (leader != raft::kNoNode && leader != node_.id() && !forwarded(request) && peers_) {
+    address = peers_(leader);
+  }
+  if (!address) {
+    response.set_header("Retry-After", "1");
+    write_error(response, 503, "no_leader", "No leader is known right now; retry shortly.");
+    return;
+  }
+  httplib::Client client("http://" + *address);
+  client.set_tcp_nodelay(true);
+  client.set_connection_timeout(std::chrono::milliseconds(500));
+  client.set_read_timeout(options_.forward_timeout);
+  client.set_write_timeout(options_.forward_timeout);
+  httplib::Headers headers = {{kForwardedHeader, std::to_string(node_.id())}};
+  std::string target = request.path;
+  if (!request.params.empty()) {
+    target += "?" + httplib::detail::params_to_query_str(request.params);
+  }
+  const std::string& body = request.body;
+  httplib::Result result = request.method == "GET" ? client.Get(target, headers)
+                           : request.method == "DELETE"
+                               ? client.Delete(target, headers, body, "application/json")
+                               : client.Post(target, headers, body, "application/json");
+  if (!result) {
+    response.set_header("Retry-After", "1");
+    write_error(response, 503, "no_leader",
+                "The leader (node " + std::to_string(leader) + ") did not answer; retry shortly.");
+    return;
+  }
+  response.status = result->status;
+  for (const auto& [name, value] : result->headers) {
+    if (name == "Retry-After" || name == "Allow") response.set_header(name, value);
+  }
+  response.set_content(result->body, result->get_header_value("Content-Type"));
+}
+
+// --- Cluster ---------------------------------------------------------------------------------
+
+void ApiServer::status(const httplib::Request&, httplib::Response& response) {
+  const raft::NodeStatus node = node_.status();
+  const raft::CoreStatus& core = node.core;
+  Json members = Json::array();
+  for (const auto& member : core.config.members) {
+    Json entry = {{"id", member.id}, {"peer_addr", member.context}, {"voter", member.voter}};
+    if (core.role == raft::Role::kLeader) {
+      auto progress = core.progress.find(member.id);
+      entry["match_index"] = member.id == core.id
+                                 ? core.last_index
+                                 : (progress == core.progress.end() ? 0 : progress->second.match);
+    }
+    members.push_back(std::move(entry));
+  }
+  const char* role = core.role == raft::Role::kLeader     ? "leader"
+                     : core.role == raft::Role::kFollower ? "follower"
+                                                          : "candidate";
+  write_json(response, 200,
+             {{"node_id", core.id},
+              {"role", role},
+              {"term", core.term},
+              {"leader_id", core.leader_id == raft::kNoNode ? Json(nullptr) : Json(core.leader_id)},
+              {"commit_index", core.commit_index},
+              {"applied_index", core.applied_index},
+              {"members", members}});
+}
+
+void ApiServer::readyz(const httplib::Request&, httplib::Response& response) {
+  const raft::NodeStatus node = node_.status();
+  if (node.stopped) {
+    write_error(response, 503, "unavailable", "The node has stopped: " + node.stop_reason);
+  } else if (node.core.leader_id == raft::kNoNode) {
+    write_error(response, 503, "no_leader", "No leader is known.");
+  } else if (node.core.applied_index < node.last_heard_commit) {
+    write_error(response, 503, "unavailable",
+                "Applied index " + std::to_string(node.core.applied_index) +
+                    " is behind the commit index " + std::to_string(node.last_heard_commit) + ".");
+  } else {
+    write_json(response, 200, {{"status", "ready"}, {"leader_id", node.core.leader_id}});
+  }
+}
+
+// --- Leases ----------------------------------------------------------------------------------
+
+void ApiServer::create_lease(const httplib::Request& request, httplib::Response& response) {
+  auto body = parse_body(request, response);
+  if (!body) return;
+  std::optional<int64_t> ttl_ms, lease_id;
+  if (!read_int(*body, "ttl_ms", lockservice::kMinTtlMs, lockservice::kMaxTtlMs, ttl_ms,
+                response) ||
+      !read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
+                response)) {
+    return;
+  }
+  const int64_t ttl = ttl_ms.value_or(lockservice::kDefaultTtlMs);
+  auto result = service_.create_lease(
+      lease_id ? std::optional<lockservice::LeaseId>(static_cast<lockservice::LeaseId>(*lease_id))
+               : std::nullopt,
+      ttl);
+  if (!result) return write_failure(response, result.error());
+  if (result->outcome != Outcome::kOk || !result->lease)
+    return write_outcome_error(response, *result);
+  write_json(response, result->lease_created ? 201 : 200,
+             {{"lease_id", result->lease->lease_id}, {"ttl_ms", result->lease->ttl_ms}});
+}
+
+void ApiServer::keepalive(const httplib::Request& request, httplib::Response& response,
+                          const std::string& id_text) {
+  auto id = path_lease_id(id_text, response);
+  if (!id) return;
+  if (!service_.is_leader()) return forward_to_leader(request, response);
+  auto status = service_.keepalive(*id);
+  if (!status) {
+    if (status.error().code == ErrorCode::kNotFound) {
+      return write_error(response, 404, "lease_not_found", status.error().message);
+    }
+    if (status.error().code == ErrorCode::kNotLeader) return forward_to_leader(request, response);
+    return write_failure(response, status.error());
+  }
+  write_json(response, 200,
+             {{"lease_id", status->lease.lease_id},
+              {"ttl_ms", status->lease.ttl_ms},
+              {"remaining_ms", status->remaining_ms}});
+}
+
+void ApiServer::get_lease(const httplib::Request& request, httplib::Response& response,
+                          const std::string& id_text) {
+  auto id = path_lease_id(id_text, response);
+  if (!id) return;
+  if (!service_.is_leader()) return forward_to_leader(request, response);
+  auto status = service_.get_lease(*id);
+  if (!status) {
+    if (status.error().code == ErrorCode::kNotFound) {
+      return write_error(response, 404, "lease_not_found", status.error().message);
+    }
+    if (status.error().code == ErrorCode::kNotLeader) return forward_to_leader(request, response);
+    return write_failure(response, status.error());
+  }
+  write_json(response, 200,
+             {{"lease_id", status->lease.lease_id},
+              {"ttl_ms", status->lease.ttl_ms},
+              {"remaining_ms", status->remaining_ms},
+              {"locks", status->lease.locks},
+              {"elections", status->lease.elections}});
+}
+
+void ApiServer::revoke_lease(const httplib::Request&, httplib::Response& response,
+                             const std::string& id_text) {
+  auto id = path_lease_id(id_text, response);
+  if (!id) return;
+  auto result = service_.revoke_lease(*id);
+  if (!result) return write_failure(response, result.error());
+  if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
+  Json released = result->released;
+  for (const auto& name : result->resigned) released.push_back(name);
+  write_json(response, 200, {{"revoked", true}, {"released", released}});
+}
+
+// --- Locks -----------------------------------------------------------------------------------
+
+void ApiServer::acquire(const httplib::Request& request, httplib::Response& response,
+                        const std::string& name) {
+  if (!check_name(name, response)) return;
+  auto body = parse_body(request, response);
+  if (!body) return;
+  std::optional<int64_t> lease_id, ttl_ms, wait_ms, lock_delay_ms;
+  std::optional<std::string> owner;
+  if (!read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
+                response) ||
+      !read_int(*body, "ttl_ms", lockservice::kMinTtlMs, lockservice::kMaxTtlMs, ttl_ms,
+                response) ||
+      !read_int(*body, "wait_ms", 0, lockservice::kMaxWaitMs, wait_ms, response) ||
+      !read_int(*body, "lock_delay_ms", 0, lockservice::kMaxLockDelayMs, lock_delay_ms, response) ||
+      !read_string(*body, "owner", lockservice::kMaxOwnerLength, owner, response)) {
+    return;
+  }
+  if (lease_id.has_value() == ttl_ms.has_value()) {
+    return write_error(response, 400, "invalid_argument",
+                       "Exactly one of 'lease_id' or 'ttl_ms' is required.");
+  }
+  lockservice::AcquireRequest acquire;
+  acquire.name = name;
+  if (lease_id) acquire.lease_id = static_cast<lockservice::LeaseId>(*lease_id);
+  acquire.create_ttl_ms = ttl_ms;
+  acquire.wait_ms = wait_ms.value_or(0);
+  acquire.owner = owner.value_or("");
+  acquire.lock_delay_ms = lock_delay_ms.value_or(0);
+  auto result = service_.acquire(acquire);
+  if (!result) return write_failure(response, result.error());
+  if (result->outcome != Outcome::kGranted || !result->lock || !result->lock->holder) {
+    return write_outcome_error(response, *result);
+  }
+  const auto& holder = *result->lock->holder;
+  Json out = {{"name", name},
+              {"fencing_token", holder.fencing_token},
+              {"lease_id", holder.lease_id},
+              {"owner", holder.owner}};
+  if (ttl_ms) out["ttl_ms"] = *ttl_ms;
+  write_json(response, 200, out);
+}
+
+void ApiServer::release(const httplib::Request& request, httplib::Response& response,
+                        const std::string& name) {
+  if (!check_name(name, response)) return;
+  auto body = parse_body(request, response);
+  if (!body) return;
+  std::optional<int64_t> lease_id, token;
+  if (!read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
+                response) ||
+      !read_int(*body, "fencing_token", 1, INT64_MAX, token, response)) {
+    return;
+  }
+  if (!lease_id || !token) {
+    return write_error(response, 400, "invalid_argument",
+                       "Fields 'lease_id' and 'fencing_token' are required.");
+  }
+  auto result = service_.release(name, static_cast<lockservice::LeaseId>(*lease_id),
+                                 static_cast<lockservice::FencingToken>(*token));
+  if (!result) return write_failure(response, result.error());
+  if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
+  write_json(response, 200, {{"released", true}});
+}
+
+void ApiServer::get_lock(const httplib::Request& request, httplib::Response& response,
+                         const std::string& name) {
+  if (!check_name(name, response)) return;
+  auto consistent = linearizable(request, response);
+  if (!consistent) return;
+  auto view = service_.get_lock(name, *consistent);
+  if (!view) return write_failure(response, view.error());
+  write_json(response, 200, lock_json(*view));
+}
+
+void ApiServer::list_locks(const httplib::Request& request, httplib::Response& response) {
+  auto consistent = linearizable(request, response);
+  if (!consistent) return;
+  const std::string prefix = request.get_param_value("prefix");
+  if (prefix.size() > lockservice::kMaxNameLength) {
+    return write_error(response, 400, "invalid_argument",
+                       "Parameter 'prefix' must be at most 256 characters.");
+  }
+  auto views = service_.list_locks(prefix, *consistent);
+  if (!views) return write_failure(response, views.error());
+  Json locks = Json::array();
+  for (const auto& view : *views) locks.push_back(lock_json(view));
+  write_json(response, 200, {{"locks", locks}});
+}
+
+// --- Elections -------------------------------------------------------------------------------
+
+void ApiServer::campaign(const httplib::Request& request, httplib::Response& response,
+                         const std::string& name) {
+  if (!check_name(name, response)) return;
+  auto body = parse_body(request, response);
+  if (!body) return;
+  std::optional<int64_t> lease_id, ttl_ms, wait_ms;
+  std::optional<std::string> value;
+  if (!read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
+                response) ||
+      !read_int(*body, "ttl_ms", lockservice::kMinTtlMs, lockservice::kMaxTtlMs, ttl_ms,
+                response) ||
+      !read_int(*body, "wait_ms", 0, lockservice::kMaxWaitMs, wait_ms, response) ||
+      !read_string(*body, "value", lockservice::kMaxValueLength, value, response)) {
+    return;
+  }
+  if (lease_id.has_value() == ttl_ms.has_value()) {
+    return write_error(response, 400, "invalid_argument",
+                       "Exactly one of 'lease_id' or 'ttl_ms' is required.");
+  }
+  lockservice::CampaignRequest campaign;
+  campaign.name = name;
+  if (lease_id) campaign.lease_id = static_cast<lockservice::LeaseId>(*lease_id);
+  campaign.create_ttl_ms = ttl_ms;
+  campaign.wait_ms = wait_ms.value_or(0);
+  campaign.value = value.value_or("");
+  auto result = service_.campaign(campaign);
+  if (!result) return write_failure(response, result.error());
+  if (result->outcome != Outcome::kGranted || !result->election) {
+    return write_outcome_error(response, *result);
+  }
+  write_json(response, 200, {{"name", name}, {"leader", leader_json(result->election->leader)}});
+}
+
+void ApiServer::proclaim(const httplib::Request& request, httplib::Response& response,
+                         const std::string& name) {
+  if (!check_name(name, response)) return;
+  auto body = parse_body(request, response);
+  if (!body) return;
+  std::optional<int64_t> lease_id, token;
+  std::optional<std::string> value;
+  if (!read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
+                response) ||
+      !read_int(*body, "fencing_token", 1, INT64_MAX, token, response) ||
+      !read_string(*body, "value", lockservice::kMaxValueLength, value, response)) {
+    return;
+  }
+  if (!lease_id || !token || !value) {
+    return write_error(response, 400, "invalid_argument",
+                       "Fields 'lease_id', 'fencing_token' and 'value' are required.");
+  }
+  auto result = service_.proclaim(name, static_cast<lockservice::LeaseId>(*lease_id),
+                                  static_cast<lockservice::FencingToken>(*token), *value);
+  if (!result) return write_failure(response, result.error());
+  if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
+  write_json(
+      response, 200,
+      {{"name", name},
+       {"leader", result->election ? leader_json(result->election->leader) : Json(nullptr)}});
+}
+
+void ApiServer::resign(const httplib::Request& request, httplib::Response& response,
+                       const std::string& name) {
+  if (!check_name(name, response)) return;
+  auto body = parse_body(request, response);
+  if (!body) return;
+  std::optional<int64_t> lease_id, token;
+  if (!read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
+                response) ||
+      !read_int(*body, "fencing_token", 1, INT64_MAX, token, response)) {
+    return;
+  }
+  if (!lease_id || !token) {
+    return write_error(response, 400, "invalid_argument",
+                       "Fields 'lease_id' and 'fencing_token' are required.");
+  }
+  auto result = service_.resign(name, static_cast<lockservice::LeaseId>(*lease_id),
+                                static_cast<lockservice::FencingToken>(*token));
+  if (!result) return write_failure(response, result.error());
+  if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
+  write_json(
+      response, 200,
+      {{"resigned", true},
+       {"name", name},
+       {"leader", result->election ? leader_json(result->election->leader) : Json(nullptr)}});
+}
+
+void ApiServer::get_election(const httplib::Request& request, httplib::Response& response,
+                             const std::string& name) {
+  if (!check_name(name, response)) return;
+  auto consistent = linearizable(request, response);
+  if (!consistent) return;
+  auto view = service_.get_election(name, *consistent);
+  if (!view) return write_failure(response, view.error());
+  write_json(response, 200, election_json(*view));
+}
+
+void ApiServer::observe(const httplib::Request& request, httplib::Response& response,
+                        const std::string& name) {
+  if (!check_name(name, response)) return;
+  auto read_param = [&](const char* param, int64_t max, int64_t& out) {
+    if (!request.has_param(param)) return true;
+    const std::string text = request.get_param_value(param);
+    bool digits = !text.empty() && text.size() <= 18;
+    for (char c : text) digits = digits && c >= '0' && c <= '9';
+    if (!digits || std::stoll(text) > max) {
+      write_error(response, 400, "invalid_argument",
+                  std::string("Parameter '") + param + "' must be an integer between 0 and " +
+                      std::to_string(max) + ".");
+      return false;
+    }
+    out = std::stoll(text);
+    return true;
+  };
+  int64_t after = -1;
+  int64_t wait_ms = 0;
+  if (!read_param("after_revision", INT64_MAX, after) ||
+      !read_param("wait_ms", lockservice::kMaxWaitMs, wait_ms)) {
+    return;
+  }
+  if (auto barrier = service_.read_barrier(true); !barrier) {
+    return write_failure(response, barrier.error());
+  }
+  const bool stream =
+      request.get_header_value("Accept").find("text/event-stream") != std::string::npos;
+  if (!stream) {
+    if (after < 0) after = 0;
+    auto view = service_.observe(name, static_cast<raft::Index>(after),
+                                 Clock::now() + std::chrono::milliseconds(wait_ms));
+    if (!view) return write_failure(response, view.error());
+    return write_json(response, 200, election_json(*view));
+  }
+  // Server-sent events: the current state first, then every change until the client leaves.
+  response.status = 200;
+  response.set_header("Cache-Control", "no-cache");
+  auto last = std::make_shared<int64_t>(after);
+  response.set_chunked_content_provider("text/event-stream", [this, name, last](
+                                                                 size_t, httplib::DataSink& sink) {
+    while (service_.running() && sink.is_writable()) {
+      auto view = service_.observe(name, static_cast<raft::Index>(std::max<int64_t>(*last, 0)),
+                                   Clock::now() + std::chrono::seconds(1));
+      if (!view) break;
+      if (*last >= 0 && static_cast<int64_t>(view->revision) <= *last) {
+        // Nothing new within a second: a comment line keeps proxies and dead-peer checks honest.
+        const std::string ping = ": keepalive\n\n";
+        if (!sink.write(ping.data(), ping.size())) return false;
+        continue;
+      }
+      *last = static_cast<int64_t>(view->revision);
+      const std::string event = "id: " + std::to_string(view->revision) +
+                                "\nevent: election\ndata: " + election_json(*view).dump() + "\n\n";
+      if (!sink.write(event.data(), event.size())) return false;
+    }
+    sink.done();
+    return true;
+  });
+}
+
+}  // namespace raftlock::http

@@ -1,0 +1,84 @@
+// http::ApiServer — the HTTP/JSON client API: route, parse and validate, call the lock service,
+// map results and errors to the contract's JSON. No business rules live here.
+#pragma once
+
+#include <httplib.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "common/result.h"
+#include "http/json_io.h"
+#include "http/router.h"
+#include "lockservice/service/lock_service.h"
+#include "metrics/metrics.h"
+#include "raft/runtime/node.h"
+
+namespace raftlock::http {
+
+struct ApiServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 7070;       // 0 picks a free port (tests)
+  size_t threads = 512;  // a parked acquire/campaign/observe holds a thread
+  size_t max_body_bytes = 64 * 1024;
+  std::chrono::milliseconds forward_timeout{10000};
+};
+
+class ApiServer {
+ public:
+  // Resolves a node id to its peer address ("host:port"), where forwarded requests go.
+  using PeerResolver = std::function<std::optional<std::string>(raft::NodeId)>;
+
+  ApiServer(ApiServerOptions options, raft::Node& node, lockservice::LockService& service,
+            metrics::Metrics& metrics, PeerResolver peers);
+  ~ApiServer();
+
+  // Binds the client port (a clear error naming it when taken) and serves in a thread.
+  Status start();
+  void stop();
+  int port() const { return bound_port_; }
+
+  // Serves the client API (for requests another node forwards to the leader) on `server`.
+  void install(httplib::Server& server);
+
+ private:
+  void build_routes();
+  void register_handlers(httplib::Server& server, const std::string& pattern);
+  void handle(const httplib::Request& request, httplib::Response& response);
+  // Forwards the request to the leader's peer port and relays its answer. Returns false (and
+  // writes 503 no_leader) when there is no leader to forward to.
+  void forward_to_leader(const httplib::Request& request, httplib::Response& response);
+  bool forwarded(const httplib::Request& request) const;
+
+  // Handlers.
+  void status(const httplib::Request&, httplib::Response&);
+  void readyz(const httplib::Request&, httplib::Response&);
+  void create_lease(const httplib::Request&, httplib::Response&);
+  void keepalive(const httplib::Request&, httplib::Response&, const std::string& id);
+  void get_lease(const httplib::Request&, httplib::Response&, const std::string& id);
+  void revoke_lease(const httplib::Request&, httplib::Response&, const std::string& id);
+  void acquire(const httplib::Request&, httplib::Response&, const std::string& name);
+  void release(const httplib::Request&, httplib::Response&, const std::string& name);
+  void get_lock(const httplib::Request&, httplib::Response&, const std::string& name);
+  void list_locks(const httplib::Request&, httplib::Response&);
+  void campaign(const httplib::Request&, httplib::Response&, const std::string& name);
+  void proclaim(const httplib::Request&, httplib::Response&, const std::string& name);
+  void resign(const httplib::Request&, httplib::Response&, const std::string& name);
+  void get_election(const httplib::Request&, httplib::Response&, const std::string& name);
+  void observe(const httplib::Request&, httplib::Response&, const std::string& name);
+
+  ApiServerOptions options_;
+  raft::Node& node_;
+  lockservice::LockService& service_;
+  metrics::Metrics& metrics_;
+  PeerResolver peers_;
+  Router router_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int bound_port_ = 0;
+};
+
+}  // namespace raftlock::http

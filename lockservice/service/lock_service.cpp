@@ -1,0 +1,491 @@
+#include "lockservice/service/lock_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "metrics/metrics.h"
+
+namespace raftlock::lockservice {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kRequestTimeout = 5s;   // a non-waiting write that is not committed by then fails
+constexpr auto kRetryBackoff = 25ms;   // pause between retries while there is no leader
+constexpr auto kTimerInterval = 10ms;  // leader's lease/lock-delay timer resolution
+
+std::string lock_key(const std::string& name) {
+  return "l:" + name;
+}
+std::string election_key(const std::string& name) {
+  return "e:" + name;
+}
+
+bool retryable(ErrorCode code) {
+  return code == ErrorCode::kDropped || code == ErrorCode::kNoLeader ||
+         code == ErrorCode::kNotLeader || code == ErrorCode::kBusy;
+}
+
+bool contains(const std::vector<LeaseId>& ids, LeaseId id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+int64_t remaining_ms(Clock::time_point deadline, Clock::time_point now) {
+  if (deadline <= now) return 0;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+}
+
+}  // namespace
+
+LockService::LockService(metrics::Metrics* metrics)
+    : metrics_(metrics), lease_id_rng_(std::random_device{}()) {}
+
+LockService::~LockService() {
+  shutdown();
+}
+
+void LockService::attach(raft::Node& node) {
+  node_ = &node;
+  node.set_soft_state_listener([this](const raft::SoftState& state) { on_soft_state(state); });
+  timer_ = std::thread([this] { timer_loop(); });
+}
+
+void LockService::shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& [key, watch] : watches_) watch->cv.notify_all();
+  }
+  timer_cv_.notify_all();
+  if (timer_.joinable()) timer_.join();
+}
+
+bool LockService::running() const {
+  std::lock_guard lock(mu_);
+  return !stopping_;
+}
+
+bool LockService::is_leader() const {
+  std::lock_guard lock(mu_);
+  return leader_;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State machine side (node loop thread).
+
+std::any LockService::apply(raft::Index index, std::string_view command) {
+  std::lock_guard lock(mu_);
+  std::any out = machine_.apply(index, command);
+  if (const auto* result = std::any_cast<CommandResult>(&out)) handle_events(*result);
+  return out;
+}
+
+std::string LockService::snapshot() const {
+  std::lock_guard lock(mu_);
+  return machine_.snapshot();
+}
+
+Status LockService::restore(std::string_view data) {
+  std::lock_guard lock(mu_);
+  auto restored = machine_.restore(data);
+  if (!restored) return restored;
+  // Everything may have changed: wake every parked request, re-derive leader timers.
+  for (auto& [key, watch] : watches_) watch->cv.notify_all();
+  if (leader_) {
+    const auto now = Clock::now();
+    lease_deadlines_.clear();
+    for (LeaseId id : machine_.all_lease_ids()) {
+      if (auto lease = machine_.get_lease(id)) {
+        lease_deadlines_[id] = now + std::chrono::milliseconds(lease->ttl_ms);
+      }
+    }
+  }
+  return Ok{};
+}
+
+void LockService::notify(const std::string& key) {
+  auto it = watches_.find(key);
+  if (it != watches_.end()) it->second->cv.notify_all();
+}
+
+void LockService::handle_events(const CommandResult& result) {
+  const auto now = Clock::now();
+  if (result.lock) notify(lock_key(result.lock->name));
+  if (result.election) notify(election_key(result.election->name));
+  if (leader_ && result.lease_created && result.lease) {
+    lease_deadlines_[result.lease->lease_id] =
+        now + std::chrono::milliseconds(result.lease->ttl_ms);
+  }
+  for (const Event& event : result.events) {
+    if (const auto* granted = std::get_if<LockGrantedEvent>(&event)) {
+      notify(lock_key(granted->name));
+      lock_delay_ends_.erase(granted->name);
+    } else if (const auto* delay = std::get_if<LockDelayStartedEvent>(&event)) {
+      notify(lock_key(delay->name));
+      if (leader_) {
+        lock_delay_ends_[delay->name] = {now + std::chrono::milliseconds(delay->delay_ms),
+                                         delay->started_index};
+      }
+    } else if (const auto* ended = std::get_if<LeaseEndedEvent>(&event)) {
+      lease_deadlines_.erase(ended->lease_id);
+      expiry_proposed_.erase(ended->lease_id);
+      if (ended->expired && metrics_) metrics_->lease_expirations.Increment();
+      for (const auto& name : ended->released_locks) notify(lock_key(name));
+      for (const auto& name : ended->cancelled_lock_waits) notify(lock_key(name));
+      for (const auto& name : ended->resigned_elections) notify(election_key(name));
+      for (const auto& name : ended->cancelled_campaigns) notify(election_key(name));
+    } else if (const auto* changed = std::get_if<ElectionChangedEvent>(&event)) {
+      notify(election_key(changed->name));
+      if (metrics_) metrics_->election_leader_changes.Increment();
+    }
+  }
+}
+
+void LockService::on_soft_state(const raft::SoftState& state) {
+  std::lock_guard lock(mu_);
+  const bool now_leader = state.role == raft::Role::kLeader;
+  if (now_leader == leader_) return;
+  leader_ = now_leader;
+  lease_deadlines_.clear();
+  expiry_proposed_.clear();
+  lock_delay_ends_.clear();
+  delay_end_proposed_.clear();
+  if (!now_leader) return;
+  // A new leader gives every lease a fresh full TTL, and every lock-delay its full delay, from the
+  // moment it takes over: it cannot know how long ago the old leader last heard from a client.
+  const auto now = Clock::now();
+  for (LeaseId id : machine_.all_lease_ids()) {
+    if (auto lease = machine_.get_lease(id)) {
+      lease_deadlines_[id] = now + std::chrono::milliseconds(lease->ttl_ms);
+    }
+  }
+  for (const LockDelayView& delay : machine_.locks_in_lock_delay()) {
+    lock_delay_ends_[delay.name] = {now + std::chrono::milliseconds(delay.delay_ms),
+                                    delay.started_index};
+  }
+  spdlog::info("lock service: leader now, tracking {} leases and {} lock-delays",
+               lease_deadlines_.size(), lock_delay_ends_.size());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leader timer: lease expiry and lock-delay ends enter the log as commands.
+
+void LockService::timer_loop() {
+  struct InFlight {
+    std::future<Result<std::any>> future;
+    LeaseId lease_id = 0;      // expiry of this lease, or
+    std::string delayed_lock;  // end of this lock's delay
+  };
+  std::vector<InFlight> in_flight;
+  auto next_gauges = Clock::now();
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    timer_cv_.wait_for(lock, kTimerInterval);
+    if (stopping_) break;
+    const auto now = Clock::now();
+    if (now >= next_gauges) {
+      update_gauges();
+      next_gauges = now + 1s;
+    }
+    // Collect finished proposals; a failed one is retried on a later tick (if still leader).
+    for (auto it = in_flight.begin(); it != in_flight.end();) {
+      if (it->future.wait_for(0s) != std::future_status::ready) {
+        ++it;
+        continue;
+      }
+      auto result = it->future.get();
+      if (!result) {
+        if (it->lease_id != 0) expiry_proposed_.erase(it->lease_id);
+        if (!it->delayed_lock.empty()) delay_end_proposed_.erase(it->delayed_lock);
+      } else if (!it->delayed_lock.empty()) {
+        delay_end_proposed_.erase(it->delayed_lock);
+        lock_delay_ends_.erase(it->delayed_lock);
+      }
+      it = in_flight.erase(it);
+    }
+    if (!leader_ || node_ == nullptr) continue;
+    std::vector<Command> commands;
+    std::vector<InFlight> started;
+    for (const auto& [lease_id, deadline] : lease_deadlines_) {
+      if (deadline > now || expiry_proposed_.count(lease_id)) continue;
+      auto lease = machine_.get_lease(lease_id);
+      if (!lease) continue;
+      expiry_proposed_.insert(lease_id);
+      spdlog::info("lock service: lease {} expired (ttl {} ms); proposing expiry", lease_id,
+                   lease->ttl_ms);
+      commands.push_back(ExpireLease{lease_id, lease->created_index});
+      started.push_back(InFlight{{}, lease_id, {}});
+    }
+    for (const auto& [name, end] : lock_delay_ends_) {
+      if (end.first > now || delay_end_proposed_.count(name)) continue;
+      delay_end_proposed_.insert(name);
+      commands.push_back(EndLockDelay{name, end.second});
+      started.push_back(InFlight{{}, 0, name});
+    }
+    if (commands.empty()) continue;
+    lock.unlock();
+    for (size_t i = 0; i < commands.size(); ++i) {
+      started[i].future = node_->propose(encode_command(commands[i]));
+      in_flight.push_back(std::move(started[i]));
+    }
+    lock.lock();
+  }
+}
+
+void LockService::update_gauges() {
+  if (!metrics_) return;
+  const auto held = machine_.list_locks("");
+  uint64_t waiters = 0;
+  for (const auto& view : held) waiters += view.waiters;
+  metrics_->locks_held.Set(static_cast<double>(held.size()));
+  metrics_->lock_waiters.Set(static_cast<double>(waiters));
+  metrics_->leases_active.Set(static_cast<double>(machine_.all_lease_ids().size()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client operations.
+
+Result<CommandResult> LockService::propose(const Command& command, Clock::time_point deadline) {
+  if (node_ == nullptr) return make_error(ErrorCode::kUnavailable, "The service is not attached.");
+  const std::string encoded = encode_command(command);
+  while (true) {
+    if (!running()) return make_error(ErrorCode::kUnavailable, "The node is shutting down.");
+    auto future = node_->propose(encoded);
+    if (future.wait_until(deadline) != std::future_status::ready) {
+      return make_error(ErrorCode::kTimeout,
+                        "The request was not committed in time; it is safe to retry.");
+    }
+    auto result = future.get();
+    if (result) {
+      const auto* command_result = std::any_cast<CommandResult>(&result.value());
+      if (command_result == nullptr) {
+        return make_error(ErrorCode::kInternal, "The state machine gave no result.");
+      }
+      return *command_result;
+    }
+    if (!retryable(result.error().code) || Clock::now() + kRetryBackoff >= deadline) {
+      return result.error();
+    }
+    std::this_thread::sleep_for(kRetryBackoff);
+  }
+}
+
+Status LockService::read_barrier(bool linearizable) {
+  if (!linearizable) return Ok{};
+  if (node_ == nullptr) return make_error(ErrorCode::kUnavailable, "The service is not attached.");
+  const auto deadline = Clock::now() + kRequestTimeout;
+  while (true) {
+    auto status = node_->read_barrier().get();
+    if (status || !retryable(status.error().code) || Clock::now() + kRetryBackoff >= deadline) {
+      return status;
+    }
+    std::this_thread::sleep_for(kRetryBackoff);
+  }
+}
+
+LeaseId LockService::pick_lease_id() {
+  std::lock_guard lock(mu_);
+  while (true) {
+    const LeaseId id = (lease_id_rng_() & kMaxLeaseId);
+    if (id != 0 && !machine_.lease_exists(id)) return id;
+  }
+}
+
+Result<CommandResult> LockService::create_lease(std::optional<LeaseId> lease_id, int64_t ttl_ms) {
+  const LeaseId id = lease_id ? *lease_id : pick_lease_id();
+  return propose(CreateLease{id, ttl_ms}, Clock::now() + kRequestTimeout);
+}
+
+Result<CommandResult> LockService::revoke_lease(LeaseId lease_id) {
+  return propose(RevokeLease{lease_id}, Clock::now() + kRequestTimeout);
+}
+
+Result<LeaseStatus> LockService::keepalive(LeaseId lease_id) {
+  {
+    std::lock_guard lock(mu_);
+    if (!leader_) return make_error(ErrorCode::kNotLeader, "This node is not the leader.");
+    if (!machine_.lease_exists(lease_id) || expiry_proposed_.count(lease_id)) {
+      return make_error(ErrorCode::kNotFound, "Lease " + std::to_string(lease_id) + " not found.");
+    }
+  }
+  // Only a leader that a quorum still follows may extend a lease (a deposed leader must not).
+  auto confirmed = read_barrier(true);
+  if (!confirmed) return confirmed.error();
+  std::lock_guard lock(mu_);
+  if (!leader_) return make_error(ErrorCode::kNotLeader, "This node is not the leader.");
+  auto lease = machine_.get_lease(lease_id);
+  const auto now = Clock::now();
+  auto deadline = lease_deadlines_.find(lease_id);
+  if (!lease || expiry_proposed_.count(lease_id) || deadline == lease_deadlines_.end() ||
+      deadline->second <= now) {
+    return make_error(ErrorCode::kNotFound, "Lease " + std::to_string(lease_id) + " not found.");
+  }
+  deadline->second = std::max(deadline->second, now + std::chrono::milliseconds(lease->ttl_ms));
+  return LeaseStatus{*lease, remaining_ms(deadline->second, now)};
+}
+
+Result<LeaseStatus> LockService::get_lease(LeaseId lease_id) {
+  if (!is_leader()) return make_error(ErrorCode::kNotLeader, "This node is not the leader.");
+  auto confirmed = read_barrier(true);
+  if (!confirmed) return confirmed.error();
+  std::lock_guard lock(mu_);
+  if (!leader_) return make_error(ErrorCode::kNotLeader, "This node is not the leader.");
+  auto lease = machine_.get_lease(lease_id);
+  auto deadline = lease_deadlines_.find(lease_id);
+  if (!lease || expiry_proposed_.count(lease_id) || deadline == lease_deadlines_.end()) {
+    return make_error(ErrorCode::kNotFound, "Lease " + std::to_string(lease_id) + " not found.");
+  }
+  return LeaseStatus{*lease, remaining_ms(deadline->second, Clock::now())};
+}
+
+Result<CommandResult> LockService::acquire(const AcquireRequest& request) {
+  const auto started = Clock::now();
+  const auto wait_deadline = started + std::chrono::milliseconds(request.wait_ms);
+  Acquire command;
+  command.name = request.name;
+  command.lease_id = request.lease_id ? *request.lease_id : pick_lease_id();
+  command.owner = request.owner;
+  command.lock_delay_ms = request.lock_delay_ms;
+  command.wait = request.wait_ms > 0;
+  command.create_lease_ttl_ms = request.create_ttl_ms;
+  auto result = propose(command, std::max(wait_deadline, started + kRequestTimeout));
+  if (result && result->outcome == Outcome::kQueued) {
+    result = park(true, request.name, command.lease_id, wait_deadline);
+  }
+  if (metrics_ && result) {
+    const char* outcome = result->outcome == Outcome::kGranted ? "granted"
+                          : request.wait_ms > 0 && result->outcome == Outcome::kLockHeld
+                              ? "timed_out"
+                              : "rejected";
+    metrics_->lock_acquisitions.Add({{"outcome", outcome}}).Increment();
+    metrics_->lock_wait_duration.Observe(metrics::Metrics::seconds(Clock::now() - started));
+  }
+  return result;
+}
+
+Result<CommandResult> LockService::park(bool is_lock, const std::string& name, LeaseId lease_id,
+                                        Clock::time_point wait_deadline) {
+  const std::string key = is_lock ? lock_key(name) : election_key(name);
+  {
+    std::unique_lock lock(mu_);
+    auto& watch = watches_[key];
+    if (!watch) watch = std::make_shared<Watch>();
+    auto keep = watch;  // the map entry may be erased by another waiter; keep ours alive
+    ++keep->waiters;
+    std::optional<CommandResult> answer;
+    while (!answer) {
+      if (stopping_) break;
+      CommandResult now_state;
+      bool holds = false;
+      bool queued = false;
+      if (is_lock) {
+        now_state.lock = machine_.get_lock(name);
+        holds = now_state.lock->holder && now_state.lock->holder->lease_id == lease_id;
+        queued = contains(machine_.lock_waiters(name), lease_id);
+      } else {
+        now_state.election = machine_.get_election(name);
+        holds = now_state.election->leader && now_state.election->leader->lease_id == lease_id;
+        queued = contains(machine_.election_candidates(name), lease_id);
+      }
+      now_state.lease = machine_.get_lease(lease_id);
+      if (holds) {
+        now_state.outcome = Outcome::kGranted;
+        answer = std::move(now_state);
+      } else if (!queued) {
+        // No longer waiting and not granted: the lease ended (or was revoked) while queued.
+        now_state.outcome = now_state.lease ? (is_lock ? Outcome::kLockHeld : Outcome::kNotLeader)
+                                            : Outcome::kLeaseNotFound;
+        now_state.message = now_state.lease
+                                ? "The wait ended without a grant."
+                                : "Lease " + std::to_string(lease_id) + " ended while waiting.";
+        answer = std::move(now_state);
+      } else if (Clock::now() >= wait_deadline) {
+        break;
+      } else {
+        keep->cv.wait_until(lock, wait_deadline);
+      }
+    }
+    if (--keep->waiters == 0) watches_.erase(key);
+    if (answer) return *answer;
+    if (stopping_) return make_error(ErrorCode::kUnavailable, "The node is shutting down.");
+  }
+  // The wait is over: leave the queue through the log. If the grant won the race, the log says so.
+  if (is_lock) return propose(CancelWait{name, lease_id}, Clock::now() + kRequestTimeout);
+  return propose(CancelCampaign{name, lease_id}, Clock::now() + kRequestTimeout);
+}
+
+Result<CommandResult> LockService::release(const std::string& name, LeaseId lease_id,
+                                           FencingToken token) {
+  return propose(Release{name, lease_id, token}, Clock::now() + kRequestTimeout);
+}
+
+Result<LockView> LockService::get_lock(const std::string& name, bool linearizable) {
+  auto barrier = read_barrier(linearizable);
+  if (!barrier) return barrier.error();
+  std::lock_guard lock(mu_);
+  return machine_.get_lock(name);
+}
+
+Result<std::vector<LockView>> LockService::list_locks(const std::string& prefix,
+                                                      bool linearizable) {
+  auto barrier = read_barrier(linearizable);
+  if (!barrier) return barrier.error();
+  std::lock_guard lock(mu_);
+  return machine_.list_locks(prefix);
+}
+
+Result<CommandResult> LockService::campaign(const CampaignRequest& request) {
+  const auto started = Clock::now();
+  const auto wait_deadline = started + std::chrono::milliseconds(request.wait_ms);
+  Campaign command;
+  command.name = request.name;
+  command.lease_id = request.lease_id ? *request.lease_id : pick_lease_id();
+  command.value = request.value;
+  command.wait = request.wait_ms > 0;
+  command.create_lease_ttl_ms = request.create_ttl_ms;
+  auto result = propose(command, std::max(wait_deadline, started + kRequestTimeout));
+  if (result && result->outcome == Outcome::kQueued) {
+    result = park(false, request.name, command.lease_id, wait_deadline);
+  }
+  return result;
+}
+
+Result<CommandResult> LockService::proclaim(const std::string& name, LeaseId lease_id,
+                                            FencingToken token, const std::string& value) {
+  return propose(Proclaim{name, lease_id, token, value}, Clock::now() + kRequestTimeout);
+}
+
+Result<CommandResult> LockService::resign(const std::string& name, LeaseId lease_id,
+                                          FencingToken token) {
+  return propose(Resign{name, lease_id, token}, Clock::now() + kRequestTimeout);
+}
+
+Result<ElectionView> LockService::get_election(const std::string& name, bool linearizable) {
+  auto barrier = read_barrier(linearizable);
+  if (!barrier) return barrier.error();
+  std::lock_guard lock(mu_);
+  return machine_.get_election(name);
+}
+
+Result<ElectionView> LockService::observe(const std::string& name, raft::Index after_revision,
+                                          Clock::time_point deadline) {
+  const std::string key = election_key(name);
+  std::unique_lock lock(mu_);
+  auto& watch = watches_[key];
+  if (!watch) watch = std::make_shared<Watch>();
+  auto keep = watch;
+  ++keep->waiters;
+  ElectionView view = machine_.get_election(name);
+  while (view.revision <= after_revision && !stopping_ && Clock::now() < deadline) {
+    keep->cv.wait_until(lock, deadline);
+    view = machine_.get_election(name);
+  }
+  if (--keep->waiters == 0) watches_.erase(key);
+  if (stopping_ && view.revision <= after_revision) {
+    return make_error(ErrorCode::kUnavailable, "The node is shutting down.");
+  }
+  return view;
+}
+
+}  // namespace raftlock::lockservice

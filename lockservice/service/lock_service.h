@@ -1,0 +1,137 @@
+// lockservice::LockService — runs the lock state machine on a Raft node: proposes commands,
+// parks waiting requests until the log grants them, and (on the leader) tracks lease deadlines
+// and proposes expiries and lock-delay ends from its own clock.
+#pragma once
+
+#include <any>
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "lockservice/lock_state_machine.h"
+#include "raft/runtime/node.h"
+
+namespace raftlock::metrics {
+class Metrics;
+}
+
+namespace raftlock::lockservice {
+
+using Clock = std::chrono::steady_clock;
+
+// What a lease looks like to a client: the state machine's view plus the leader's remaining time.
+struct LeaseStatus {
+  LeaseView lease;
+  int64_t remaining_ms = 0;
+};
+
+struct AcquireRequest {
+  std::string name;
+  std::optional<LeaseId> lease_id;  // exactly one of lease_id / create_ttl_ms
+  std::optional<int64_t> create_ttl_ms;
+  int64_t wait_ms = 0;
+  std::string owner;
+  int64_t lock_delay_ms = 0;
+};
+
+struct CampaignRequest {
+  std::string name;
+  std::optional<LeaseId> lease_id;
+  std::optional<int64_t> create_ttl_ms;
+  int64_t wait_ms = 0;
+  std::string value;
+};
+
+class LockService final : public raft::StateMachine {
+ public:
+  explicit LockService(metrics::Metrics* metrics = nullptr);
+  ~LockService() override;
+
+  // Wires the service to its node (listeners) and starts the leader's timer thread.
+  void attach(raft::Node& node);
+  // Stops the timer and wakes every parked request (they answer 503 unavailable). Idempotent.
+  void shutdown();
+
+  // raft::StateMachine, called on the node's loop thread.
+  std::any apply(raft::Index index, std::string_view command) override;
+  std::string snapshot() const override;
+  Status restore(std::string_view data) override;
+
+  bool is_leader() const;
+
+  // --- Operations (blocking; called from HTTP threads). Domain outcomes come back inside
+  // CommandResult (lock_held, not_holder, ...); Error is for infrastructure (no leader, stopping).
+  Result<CommandResult> create_lease(std::optional<LeaseId> lease_id, int64_t ttl_ms);
+  Result<CommandResult> revoke_lease(LeaseId lease_id);
+  // Leader only (kNotLeader otherwise). kNotFound for an unknown or already-expired lease.
+  Result<LeaseStatus> keepalive(LeaseId lease_id);
+  Result<LeaseStatus> get_lease(LeaseId lease_id);
+
+  Result<CommandResult> acquire(const AcquireRequest& request);
+  Result<CommandResult> release(const std::string& name, LeaseId lease_id, FencingToken token);
+  Result<LockView> get_lock(const std::string& name, bool linearizable);
+  Result<std::vector<LockView>> list_locks(const std::string& prefix, bool linearizable);
+
+  Result<CommandResult> campaign(const CampaignRequest& request);
+  Result<CommandResult> proclaim(const std::string& name, LeaseId lease_id, FencingToken token,
+                                 const std::string& value);
+  Result<CommandResult> resign(const std::string& name, LeaseId lease_id, FencingToken token);
+  Result<ElectionView> get_election(const std::string& name, bool linearizable);
+  // Waits until the election's revision is > after_revision, or until `deadline`.
+  Result<ElectionView> observe(const std::string& name, raft::Index after_revision,
+                               Clock::time_point deadline);
+  // For server-sent events: true while the service runs.
+  bool running() const;
+
+  // A linearizable read barrier (leader read-index), or nothing for stale reads.
+  Status read_barrier(bool linearizable);
+
+ private:
+  // Proposes an idempotent command, retrying through leader changes until `deadline`.
+  Result<CommandResult> propose(const Command& command, Clock::time_point deadline);
+  // Wakes every request parked on `key` ("l:<lock>" or "e:<election>").
+  void notify(const std::string& key);
+  LeaseId pick_lease_id();
+  // Parks an acquire/campaign that was queued until granted, lease gone, or the wait ends.
+  Result<CommandResult> park(bool is_lock, const std::string& name, LeaseId lease_id,
+                             Clock::time_point wait_deadline);
+  void on_soft_state(const raft::SoftState& state);
+  void handle_events(const CommandResult& result);
+  void timer_loop();
+  void update_gauges();
+
+  metrics::Metrics* metrics_;
+  raft::Node* node_ = nullptr;
+  LockStateMachine machine_;
+  mutable std::mutex mu_;  // guards machine_, watches_, leader state
+  // Parked requests wait on the watch of the object they wait for; apply() notifies it.
+  struct Watch {
+    std::condition_variable cv;
+    int waiters = 0;
+  };
+  std::map<std::string, std::shared_ptr<Watch>> watches_;
+  bool stopping_ = false;
+
+  // Leader-only volatile state (guarded by mu_).
+  bool leader_ = false;
+  std::map<LeaseId, Clock::time_point> lease_deadlines_;
+  std::set<LeaseId> expiry_proposed_;
+  std::map<std::string, std::pair<Clock::time_point, raft::Index>> lock_delay_ends_;
+  std::set<std::string> delay_end_proposed_;
+
+  std::mt19937_64 lease_id_rng_;
+  std::thread timer_;
+  std::condition_variable timer_cv_;
+};
+
+}  // namespace raftlock::lockservice

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds raftlock and runs the whole test suite:
+#   1. a RelWithDebInfo build: every test (unit, simulation, storage, transport, lock service,
+#      integration with real raftlockd processes);
+#   2. an ASan+UBSan build: the unit and simulation tests.
+# Set RAFTLOCK_SKIP_SANITIZERS=1 to run only the first part.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bash "$root/packaging/install-deps.sh"
+jobs="$(nproc)"
+start=$(date +%s)
+
+echo "== build (RelWithDebInfo) =="
+RAFTLOCK_BUILD_DIR="$root/build" bash "$root/packaging/build.sh"
+echo "== tests =="
+(cd "$root/build" && ctest --output-on-failure -j"$jobs" --timeout 900)
+
+if [ "${RAFTLOCK_SKIP_SANITIZERS:-0}" != "1" ]; then
+  echo "== build (ASan+UBSan) =="
+  RAFTLOCK_BUILD_DIR="$root/build-asan" RAFTLOCK_BUILD_TYPE=Debug \
+    bash "$root/packaging/build.sh" -DRAFTLOCK_SANITIZE=address
+  echo "== tests under ASan+UBSan (unit and simulation) =="
+  (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure -j"$jobs" --timeout 900 -L 'raft|sim|storage|lockservice|transport')
+fi
+echo "== all tests passed in $(( $(date +%s) - start )) s =="

@@ -1,0 +1,441 @@
+#include "raft/runtime/node.h"
+
+#include <spdlog/spdlog.h>
+
+namespace raftlock::raft {
+
+using Clock = std::chrono::steady_clock;
+
+Node::Node(NodeOptions options, storage::LogStore& store, StateMachine& state_machine,
+           Sender sender)
+    : options_(std::move(options)),
+      store_(store),
+      state_machine_(state_machine),
+      sender_(std::move(sender)) {}
+
+Node::~Node() {
+  stop();
+}
+
+Status Node::start() {
+  auto loaded = store_.load();
+  if (!loaded) return loaded.error();
+  storage::PersistentState& persisted = loaded.value();
+  if (persisted.snapshot) {
+    auto restored = state_machine_.restore(*persisted.snapshot->data);
+    if (!restored) {
+      return make_error(ErrorCode::kCorrupt,
+                        "cannot restore the state machine from the snapshot at index " +
+                            std::to_string(persisted.snapshot->meta.index) + ": " +
+                            restored.error().message);
+    }
+    last_snapshot_index_ = persisted.snapshot->meta.index;
+  }
+  InitialState initial;
+  initial.hard_state = persisted.hard_state;
+  initial.snapshot = persisted.snapshot;
+  initial.entries = std::move(persisted.entries);
+  initial.bootstrap_config = std::move(persisted.bootstrap_config);
+  core_ = std::make_unique<Core>(options_.core, std::move(initial));
+  last_config_ = core_->config();
+  publish_status();
+  spdlog::info("node {} starting: term {}, commit {}, last index {}, snapshot index {}",
+               options_.core.id, core_->term(), core_->commit_index(), core_->last_index(),
+               last_snapshot_index_);
+  if (config_listener_) config_listener_(last_config_);
+  const auto voters = last_config_.voter_ids();
+  if (voters.size() == 1 && voters.front() == options_.core.id)
+    core_->campaign();  // no one to wait for
+  loop_ = std::thread([this] { run_loop(); });
+  return Ok{};
+}
+
+void Node::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !loop_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (loop_.joinable()) loop_.join();
+}
+
+void Node::post(Task task) {
+  {
+    std::lock_guard lock(mu_);
+    if (!loop_done_ && !stopping_) {
+      tasks_.push_back(std::move(task));
+      cv_.notify_one();
+      return;
+    }
+  }
+  task(false);  // the loop is stopping or gone: the task only reports failure
+}
+
+std::future<Result<std::any>> Node::propose(std::string command) {
+  auto promise = std::make_shared<std::promise<Result<std::any>>>();
+  auto future = promise->get_future();
+  post([this, promise, command = std::move(command)](bool alive) mutable {
+    if (!alive) {
+      promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
+      return;
+    }
+    const auto proposed_at = Clock::now();
+    auto appended = core_->propose(command);
+    if (appended) {
+      track_proposal(*appended, promise, proposed_at);
+      return;
+    }
+    const NodeId leader = core_->leader_id();
+    if (appended.error().code != ErrorCode::kNotLeader || !forwarder_ || leader == kNoNode ||
+        leader == options_.core.id) {
+      promise->set_value(appended.error());
+      return;
+    }
+    forwarder_(leader, std::move(command), [this, promise, proposed_at](Result<EntryId> forwarded) {
+      post([this, promise, proposed_at, forwarded = std::move(forwarded)](bool alive) mutable {
+        if (!alive) {
+          promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
+        } else if (!forwarded) {
+          promise->set_value(forwarded.error());
+        } else {
+          track_proposal(*forwarded, promise, proposed_at);
+        }
+      });
+    });
+  });
+  return future;
+}
+
+std::future<Result<EntryId>> Node::append(std::string command) {
+  auto promise = std::make_shared<std::promise<Result<EntryId>>>();
+  auto future = promise->get_future();
+  post([this, promise, command = std::move(command)](bool alive) mutable {
+    if (!alive) {
+      promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
+      return;
+    }
+    promise->set_value(core_->propose(std::move(command)));
+  });
+  return future;
+}
+
+void Node::track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::any>>> promise,
+                          Clock::time_point proposed_at) {
+  if (id.index <= core_->applied_index()) {
+    // Already applied (a forwarded proposal whose answer arrived late): look up its result.
+    for (auto it = recent_results_.rbegin(); it != recent_results_.rend(); ++it) {
+      if (it->id.index != id.index) continue;
+      if (it->id.term == id.term) {
+        promise->set_value(it->result);
+      } else {
+        promise->set_value(
+            make_error(ErrorCode::kDropped, "another entry was committed at that index; retry"));
+      }
+      return;
+    }
+    promise->set_value(
+        make_error(ErrorCode::kDropped, "the entry's result is no longer known; retry"));
+    return;
+  }
+  auto existing = proposals_.find(id.index);
+  if (existing != proposals_.end()) {
+    // Two proposals at one index: only one can be there; the older one was overwritten.
+    existing->second.promise->set_value(
+        make_error(ErrorCode::kDropped, "another entry was appended at that index; retry"));
+    proposals_.erase(existing);
+  }
+  PendingProposal pending;
+  pending.term = id.term;
+  pending.promise = std::move(promise);
+  pending.proposed_at = proposed_at;
+  proposals_.emplace(id.index, std::move(pending));
+}
+
+std::future<Status> Node::read_barrier() {
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  post([this, promise](bool alive) mutable {
+    if (!alive) {
+      promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
+      return;
+    }
+    std::string context = std::to_string(options_.core.id) + ":" + std::to_string(next_read_id_++);
+    auto requested = core_->read_index(context);
+    if (!requested) {
+      promise->set_value(requested.error());
+      return;
+    }
+    PendingRead read;
+    read.promise = std::move(*promise);
+    read.started_at = Clock::now();
+    read.deadline = read.started_at + options_.read_timeout;
+    reads_.emplace(std::move(context), std::move(read));
+  });
+  return future;
+}
+
+std::future<Result<EntryId>> Node::change_membership(ConfChange change) {
+  auto promise = std::make_shared<std::promise<Result<EntryId>>>();
+  auto future = promise->get_future();
+  post([this, promise, change = std::move(change)](bool alive) mutable {
+    if (!alive) {
+      promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
+      return;
+    }
+    promise->set_value(core_->propose_conf_change(change));
+  });
+  return future;
+}
+
+std::future<Status> Node::transfer_leadership(NodeId target) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  auto future = promise->get_future();
+  post([this, promise, target](bool alive) mutable {
+    if (!alive) {
+      promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
+      return;
+    }
+    promise->set_value(core_->transfer_leadership(target));
+  });
+  return future;
+}
+
+void Node::receive(std::vector<Message> messages) {
+  auto batch = std::make_shared<std::vector<Message>>(std::move(messages));
+  post([this, batch](bool alive) {
+    if (!alive) return;
+    for (const Message& message : *batch) {
+      if (message.commit > last_heard_commit_) last_heard_commit_ = message.commit;
+      auto stepped = core_->step(message);
+      if (!stepped) {
+        spdlog::debug("node {} term {}: dropped {} from {}: {}", options_.core.id, core_->term(),
+                      message_type_name(message.type), message.from, stepped.error().message);
+      }
+    }
+  });
+}
+
+void Node::report_unreachable(NodeId peer) {
+  post([this, peer](bool alive) {
+    if (alive) core_->report_unreachable(peer);
+  });
+}
+
+void Node::report_snapshot(NodeId peer, bool success) {
+  post([this, peer, success](bool alive) {
+    if (alive) core_->report_snapshot(peer, success);
+  });
+}
+
+NodeStatus Node::status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+void Node::run_loop() {
+  auto next_tick = Clock::now() + options_.tick_interval;
+  while (true) {
+    std::deque<Task> tasks;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, next_tick, [this] { return stopping_ || !tasks_.empty(); });
+      if (stopping_) break;
+      tasks.swap(tasks_);
+    }
+    for (Task& task : tasks) task(!loop_done_);
+    const auto now = Clock::now();
+    if (now >= next_tick) {
+      core_->tick();
+      next_tick += options_.tick_interval;
+      if (next_tick < now) next_tick = now + options_.tick_interval;  // we fell behind: no burst
+      expire_reads(now);
+    }
+    handle_ready();
+    if (loop_done_) break;
+    maybe_snapshot();
+    publish_status();
+  }
+  // Shutdown: fail everything still waiting, and every task posted from now on.
+  std::deque<Task> leftover;
+  {
+    std::lock_guard lock(mu_);
+    loop_done_ = true;
+    leftover.swap(tasks_);
+  }
+  for (Task& task : leftover) task(false);
+  fail_all_pending(ErrorCode::kUnavailable, "the node is shutting down");
+  publish_status();
+}
+
+void Node::handle_ready() {
+  while (core_->has_ready()) {
+    Ready ready = core_->ready();
+    if (ready.soft_state) {
+      const SoftState& soft = *ready.soft_state;
+      if (soft.role != soft_state_.role || soft.leader_id != soft_state_.leader_id) {
+        spdlog::info("node {} term {}: role {}, leader {}", options_.core.id, soft.term,
+                     role_name(soft.role), soft.leader_id);
+      }
+      const bool lost_leadership = soft_state_.role == Role::kLeader && soft.role != Role::kLeader;
+      const bool leader_changed = soft.leader_id != soft_state_.leader_id;
+      if (soft.role == Role::kCandidate && soft_state_.role != Role::kCandidate && observer_) {
+        observer_->on_election_started();
+      }
+      soft_state_ = soft;
+      if (lost_leadership || leader_changed) {
+        fail_all_pending(ErrorCode::kDropped, "leadership changed; retry");
+      }
+      if (observer_) observer_->on_soft_state(soft);
+      if (soft_state_listener_) soft_state_listener_(soft);
+    }
+    if (ready.hard_state || !ready.entries.empty() || ready.snapshot) {
+      const auto started = Clock::now();
+      auto persisted = store_.persist(ready.hard_state, ready.entries, ready.snapshot);
+      if (!persisted) {
+        fail_stop("storage failure: " + persisted.error().message);
+        return;
+      }
+      if (observer_) observer_->on_persist(Clock::now() - started, ready.entries.size());
+    }
+    if (!ready.messages.empty()) sender_(std::move(ready.messages));
+    if (ready.snapshot) {
+      auto restored = state_machine_.restore(*ready.snapshot->data);
+      if (!restored) {
+        fail_stop("cannot install the snapshot received from the leader: " +
+                  restored.error().message);
+        return;
+      }
+      last_snapshot_index_ = ready.snapshot->meta.index;
+      // Proposals at or below the snapshot index can no longer be matched to their entries.
+      for (auto it = proposals_.begin();
+           it != proposals_.end() && it->first <= ready.snapshot->meta.index;) {
+        it->second.promise->set_value(
+            make_error(ErrorCode::kDropped, "entry superseded by a snapshot; retry"));
+        it = proposals_.erase(it);
+      }
+      spdlog::info("node {} term {}: installed snapshot at index {} ({} bytes)", options_.core.id,
+                   core_->term(), ready.snapshot->meta.index, ready.snapshot->data->size());
+      if (observer_) observer_->on_snapshot_installed(ready.snapshot->data->size());
+    }
+    apply_entries(ready.committed_entries);
+    for (const ReadState& read_state : ready.read_states) {
+      auto it = reads_.find(read_state.context);
+      if (it == reads_.end()) continue;  // timed out already
+      it->second.read_index = read_state.index;
+      it->second.index_known = true;
+    }
+    core_->advance(ready);
+    if (core_->commit_index() > last_heard_commit_) last_heard_commit_ = core_->commit_index();
+    serve_reads();
+    const Configuration& config = core_->config();
+    if (!(config == last_config_)) {
+      last_config_ = config;
+      spdlog::info("node {} term {}: membership now has {} members", options_.core.id,
+                   core_->term(), config.members.size());
+      if (config_listener_) config_listener_(config);
+    }
+  }
+}
+
+void Node::apply_entries(const std::vector<Entry>& entries) {
+  if (entries.empty()) return;
+  const auto started = Clock::now();
+  for (const Entry& entry : entries) {
+    std::any result;
+    if (entry.type == EntryType::kNormal) {
+      result = state_machine_.apply(entry.index, entry.data);
+      recent_results_.push_back(AppliedResult{EntryId{entry.index, entry.term}, result});
+      if (recent_results_.size() > kRecentResults) recent_results_.pop_front();
+    }
+    auto it = proposals_.find(entry.index);
+    if (it == proposals_.end()) continue;
+    if (it->second.term == entry.term) {
+      if (observer_) observer_->on_commit_latency(Clock::now() - it->second.proposed_at);
+      it->second.promise->set_value(std::move(result));
+    } else {
+      it->second.promise->set_value(
+          make_error(ErrorCode::kDropped, "another entry was committed at that index; retry"));
+    }
+    proposals_.erase(it);
+  }
+  if (observer_) observer_->on_apply(Clock::now() - started, entries.size());
+}
+
+void Node::serve_reads() {
+  const Index applied = core_->applied_index();
+  const auto now = Clock::now();
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (it->second.index_known && it->second.read_index <= applied) {
+      if (observer_) observer_->on_read_index_latency(now - it->second.started_at);
+      it->second.promise.set_value(Ok{});
+      it = reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Node::expire_reads(Clock::time_point now) {
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (now >= it->second.deadline) {
+      it->second.promise.set_value(make_error(
+          soft_state_.leader_id == kNoNode ? ErrorCode::kNoLeader : ErrorCode::kTimeout,
+          "no read index within " + std::to_string(options_.read_timeout.count()) + " ms"));
+      it = reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Node::fail_all_pending(ErrorCode code, const std::string& why) {
+  for (auto& [index, pending] : proposals_) pending.promise->set_value(make_error(code, why));
+  proposals_.clear();
+  for (auto& [context, read] : reads_) read.promise.set_value(make_error(code, why));
+  reads_.clear();
+}
+
+void Node::maybe_snapshot() {
+  const Index applied = core_->applied_index();
+  if (options_.snapshot_every == 0 || applied < last_snapshot_index_ + options_.snapshot_every) {
+    return;
+  }
+  const auto started = Clock::now();
+  auto data = std::make_shared<const std::string>(state_machine_.snapshot());
+  auto compacted = core_->compact(applied, data);
+  if (!compacted) {
+    spdlog::warn("node {} term {}: snapshot at index {} failed: {}", options_.core.id,
+                 core_->term(), applied, compacted.error().message);
+    return;
+  }
+  auto meta = core_->snapshot_meta();
+  if (!meta) return;
+  auto stored = store_.compact(Snapshot{*meta, data});
+  if (!stored) {
+    fail_stop("storage failure while compacting: " + stored.error().message);
+    return;
+  }
+  last_snapshot_index_ = meta->index;
+  spdlog::info("node {} term {}: snapshot at index {} ({} bytes)", options_.core.id, core_->term(),
+               meta->index, data->size());
+  if (observer_) observer_->on_snapshot_taken(Clock::now() - started, data->size());
+}
+
+void Node::publish_status() {
+  std::lock_guard lock(mu_);
+  if (core_) status_.core = core_->status();
+  status_.last_heard_commit = last_heard_commit_;
+  status_.stopped = loop_done_;
+}
+
+void Node::fail_stop(const std::string& why) {
+  spdlog::critical("node {} term {}: stopping: {}", options_.core.id, core_->term(), why);
+  fail_all_pending(ErrorCode::kUnavailable, why);
+  std::lock_guard lock(mu_);
+  loop_done_ = true;
+  status_.stopped = true;
+  status_.stop_reason = why;
+}
+
+}  // namespace raftlock::raft

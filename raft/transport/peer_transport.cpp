@@ -1,0 +1,986 @@
+#include "raft/transport/peer_transport.h"
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <optional>
+#include <random>
+#include <set>
+#include <utility>
+
+#include "raft/transport/codec.h"
+
+namespace raftlock::raft::transport {
+
+namespace {
+
+constexpr const char* kMessagesPath = "/raft/v1/messages";
+constexpr const char* kSnapshotPath = "/raft/v1/snapshot";
+constexpr const char* kContentType = "application/msgpack";
+// A transfer that sees no chunk for this long is abandoned by the receiver.
+constexpr auto kSnapshotAssemblyIdle = std::chrono::seconds(30);
+// A request that fails this quickly on a reused connection is retried once at once: the peer
+// most likely closed an idle keep-alive connection just as we reused it.
+constexpr auto kQuickFailure = std::chrono::milliseconds(100);
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+
+Result<HostPort> parse_host_port(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "peer address '" + address + "' is not HOST:PORT");
+  }
+  HostPort hp;
+  hp.host = address.substr(0, colon);
+  if (hp.host.size() >= 2 && hp.host.front() == '[' && hp.host.back() == ']') {
+    hp.host = hp.host.substr(1, hp.host.size() - 2);
+  }
+  const char* first = address.data() + colon + 1;
+  const char* last = address.data() + address.size();
+  auto [ptr, ec] = std::from_chars(first, last, hp.port);
+  if (ec != std::errc() || ptr != last || hp.port < 0 || hp.port > 65535) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "peer address '" + address + "' has an invalid port");
+  }
+  return hp;
+}
+
+// httplib only says "bind failed"; bind a probe socket the same way to learn why.
+std::string explain_bind_failure(const HostPort& hp, const std::string& address) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  std::string port = std::to_string(hp.port);
+  if (getaddrinfo(hp.host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
+    return "peer address " + address + " cannot be resolved";
+  }
+  int err = 0;
+  int sock = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+  if (sock < 0) {
+    err = errno;
+  } else {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (bind(sock, found->ai_addr, found->ai_addrlen) != 0) err = errno;
+    close(sock);
+  }
+  freeaddrinfo(found);
+  switch (err) {
+    case EADDRINUSE:
+      return "peer address " + address + " is in use";
+    case EACCES:
+      return "peer address " + address + " needs privileges to bind";
+    case EADDRNOTAVAIL:
+      return "peer address " + address + " is not an address of this host";
+    case 0:
+      return "peer address " + address + " could not be bound";
+    default:
+      return "peer address " + address + " could not be bound: " + std::strerror(err);
+  }
+}
+
+template <typename Duration>
+void set_client_timeouts(httplib::Client& client, Duration connect, Duration request) {
+  auto usec = [](auto d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  };
+  client.set_connection_timeout(usec(connect) / 1000000, usec(connect) % 1000000);
+  client.set_read_timeout(usec(request) / 1000000, usec(request) % 1000000);
+  client.set_write_timeout(usec(request) / 1000000, usec(request) % 1000000);
+}
+
+std::string describe(const httplib::Result& result) {
+  if (!result) return httplib::to_string(result.error());
+  std::string text = "HTTP " + std::to_string(result->status);
+  if (!result->body.empty()) text += ": " + result->body.substr(0, 200);
+  return text;
+}
+
+// A byte stream over one accepted socket, with httplib's Stream interface: reads are buffered
+// (httplib reads request lines a byte at a time) and every wait is bounded by a timeout.
+class PeerSocketStream final : public httplib::Stream {
+ public:
+  PeerSocketStream(int sock, int read_timeout_ms, int write_timeout_ms)
+      : sock_(sock), read_timeout_ms_(read_timeout_ms), write_timeout_ms_(write_timeout_ms) {}
+
+  bool is_readable() const override { return buffered() > 0 || wait_for(POLLIN, read_timeout_ms_); }
+  bool is_writable() const override { return wait_for(POLLOUT, write_timeout_ms_); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (buffered() == 0) {
+      if (!wait_for(POLLIN, read_timeout_ms_)) return -1;
+      if (size >= sizeof(buffer_)) return recv_retrying(ptr, size);
+      ssize_t n = recv_retrying(buffer_, sizeof(buffer_));
+      if (n <= 0) return n;
+      begin_ = 0;
+      end_ = static_cast<size_t>(n);
+    }
+    size_t n = std::min(size, buffered());
+    std::memcpy(ptr, buffer_ + begin_, n);
+    begin_ += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  using httplib::Stream::write;
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!wait_for(POLLOUT, write_timeout_ms_)) return -1;
+    ssize_t n;
+    do {
+      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    if (getpeername(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) describe(addr, ip, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage addr{};
+    socklen_t len = sizeof(addr);
+    if (getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) describe(addr, ip, port);
+  }
+  socket_t socket() const override { return sock_; }
+
+  // Waits until the socket is readable (a request, EOF or a shutdown) for at most timeout_ms.
+  static bool wait_readable(int sock, int timeout_ms) {
+    pollfd p{sock, POLLIN, 0};
+    int r;
+    do {
+      r = poll(&p, 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    return r > 0;
+  }
+
+ private:
+  size_t buffered() const { return end_ - begin_; }
+
+  bool wait_for(short events, int timeout_ms) const {
+    pollfd p{sock_, events, 0};
+    int r;
+    do {
+      r = poll(&p, 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    return r > 0 && (p.revents & (events | POLLHUP | POLLERR)) != 0;
+  }
+
+  ssize_t recv_retrying(char* ptr, size_t size) {
+    ssize_t n;
+    do {
+      n = ::recv(sock_, ptr, size, 0);
+    } while (n < 0 && errno == EINTR);
+    return n;
+  }
+
+  static void describe(const sockaddr_storage& addr, std::string& ip, int& port) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (addr.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
+      inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+      port = ntohs(in->sin_port);
+    } else if (addr.ss_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+      inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
+      port = ntohs(in6->sin6_port);
+    }
+    ip = text;
+  }
+
+  int sock_;
+  int read_timeout_ms_;
+  int write_timeout_ms_;
+  char buffer_[4096];
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+// httplib::Server that keeps track of its open connections so that stop can shut them all down
+// at once: httplib alone waits for each connection's keep-alive or read timeout, so a peer that
+// is paused mid-request (or idle on a keep-alive connection) would hold stop() for seconds.
+class PeerServer final : public httplib::Server {
+ public:
+  PeerServer(std::chrono::milliseconds request_timeout, std::chrono::milliseconds keep_alive_idle)
+      : request_timeout_ms_(static_cast<int>(request_timeout.count())),
+        keep_alive_idle_ms_(static_cast<int>(keep_alive_idle.count())) {}
+
+  // Shuts down every open connection (their handlers then fail fast) and refuses new ones.
+  void shut_down_connections() {
+    std::lock_guard lock(mutex_);
+    closing_ = true;
+    for (int sock : open_) ::shutdown(sock, SHUT_RDWR);
+  }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (closing_) {
+        ::close(sock);
+        return false;
+      }
+      open_.insert(sock);
+    }
+    int yes = 1;
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
+    bool ok = false;
+    for (size_t served = 0; served < keep_alive_max_count_; ++served) {
+      // Idle keep-alive: wait for the next request (or EOF, or our shutdown).
+      if (!PeerSocketStream::wait_readable(sock, keep_alive_idle_ms_)) break;
+      if (svr_sock_ == INVALID_SOCKET) break;
+      PeerSocketStream stream(sock, request_timeout_ms_, request_timeout_ms_);
+      bool connection_closed = false;
+      const bool last = served + 1 == keep_alive_max_count_;
+      ok = process_request(stream, last, connection_closed, [](httplib::Request&) {});
+      if (!ok || connection_closed) break;
+    }
+    {
+      // Untrack before closing, under the lock: shut_down_connections never touches a
+      // descriptor number that has been closed (and possibly reused).
+      std::lock_guard lock(mutex_);
+      open_.erase(sock);
+      ::shutdown(sock, SHUT_RDWR);
+      ::close(sock);
+    }
+    return ok;
+  }
+
+  const int request_timeout_ms_;
+  const int keep_alive_idle_ms_;
+  std::mutex mutex_;
+  std::set<int> open_;
+  bool closing_ = false;
+};
+
+}  // namespace
+
+const char* drop_reason_name(DropReason reason) {
+  switch (reason) {
+    case DropReason::kMalformed:
+      return "malformed";
+    case DropReason::kWrongCluster:
+      return "wrong_cluster";
+    case DropReason::kUnknownSender:
+      return "unknown_sender";
+    case DropReason::kWrongRecipient:
+      return "wrong_recipient";
+    case DropReason::kUnknownPeer:
+      return "unknown_peer";
+    case DropReason::kQueueFull:
+      return "queue_full";
+    case DropReason::kPeerUnreachable:
+      return "peer_unreachable";
+    case DropReason::kNotRunning:
+      return "not_running";
+    case DropReason::kSnapshotRejected:
+      return "snapshot_rejected";
+    case DropReason::kCount:
+      break;
+  }
+  return "unknown";
+}
+
+const PeerStats* TransportStats::peer(NodeId id) const {
+  for (const auto& p : peers)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+struct PeerTransport::Counters {
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(DropReason::kCount)> dropped{};
+};
+
+// Logs at most one line per reason per second, saying how many lines it held back.
+class PeerTransport::RateLimitedLog {
+ public:
+  void log(DropReason reason, uint64_t count, const std::string& detail) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    Slot& slot = slots_[static_cast<size_t>(reason)];
+    if (slot.logged_once && now - slot.last < std::chrono::seconds(1)) {
+      slot.suppressed += count;
+      return;
+    }
+    if (slot.suppressed > 0) {
+      spdlog::warn(
+          "peer transport: dropped {} message(s) ({}): {} [{} more dropped in the last "
+          "second, not logged]",
+          count, drop_reason_name(reason), detail, slot.suppressed);
+    } else {
+      spdlog::warn("peer transport: dropped {} message(s) ({}): {}", count,
+                   drop_reason_name(reason), detail);
+    }
+    slot.logged_once = true;
+    slot.last = now;
+    slot.suppressed = 0;
+  }
+
+ private:
+  struct Slot {
+    bool logged_once = false;
+    std::chrono::steady_clock::time_point last;
+    uint64_t suppressed = 0;
+  };
+  std::mutex mutex_;
+  std::array<Slot, static_cast<size_t>(DropReason::kCount)> slots_{};
+};
+
+struct PeerTransport::SnapshotAssembly {
+  uint64_t transfer_id = 0;
+  Message header;
+  uint64_t total = 0;
+  uint32_t total_crc = 0;
+  std::string data;
+  std::chrono::steady_clock::time_point last_chunk;
+};
+
+struct PeerTransport::Peer {
+  struct Queued {
+    Message message;
+    size_t bytes = 0;
+  };
+
+  NodeId id = kNoNode;
+  std::string address;
+  HostPort host_port;
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Queued> queue;                   // guarded by mutex
+  size_t queued_bytes = 0;                    // guarded by mutex
+  bool stopping = false;                      // guarded by mutex
+  bool backing_off = false;                   // guarded by mutex; sends are dropped meanwhile
+  std::chrono::milliseconds next_backoff{0};  // guarded by mutex
+  std::optional<Message> pending_snapshot;    // guarded by mutex
+  uint64_t superseded_snapshots = 0;          // guarded by mutex
+
+  std::unique_ptr<httplib::Client> message_client;
+  std::unique_ptr<httplib::Client> snapshot_client;
+  std::thread message_thread;
+  std::thread snapshot_thread;
+  std::atomic<int> live_threads{0};
+
+  std::atomic<uint64_t> sent_messages{0};
+  std::atomic<uint64_t> sent_bytes{0};
+  std::atomic<uint64_t> sent_batches{0};
+  std::atomic<uint64_t> received_messages{0};
+  std::atomic<uint64_t> received_bytes{0};
+  std::atomic<uint64_t> send_failures{0};
+  std::atomic<uint64_t> snapshots_sent{0};
+  std::atomic<uint64_t> snapshots_failed{0};
+
+  // Marks the peer stopping, empties its queues and interrupts any request in flight.
+  void signal_stop() {
+    {
+      std::lock_guard lock(mutex);
+      stopping = true;
+      queue.clear();
+      queued_bytes = 0;
+      pending_snapshot.reset();
+    }
+    wake.notify_all();
+    interrupt_requests();
+  }
+
+  // Shuts down the sockets of requests in flight (httplib's thread-safe way to cancel).
+  void interrupt_requests() {
+    message_client->stop();
+    snapshot_client->stop();
+  }
+
+  // Waits for both threads, interrupting requests again while they linger: a request that
+  // started just after signal_stop() would otherwise wait for its full timeout.
+  void join() {
+    while (live_threads.load() > 0) {
+      interrupt_requests();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (message_thread.joinable()) message_thread.join();
+    if (snapshot_thread.joinable()) snapshot_thread.join();
+  }
+
+  bool is_stopping() {
+    std::lock_guard lock(mutex);
+    return stopping;
+  }
+};
+
+PeerTransport::PeerTransport(PeerTransportOptions options, MessageHandler on_messages,
+                             UnreachableHandler on_unreachable,
+                             SnapshotStatusHandler on_snapshot_status)
+    : options_(std::move(options)),
+      on_messages_(std::move(on_messages)),
+      on_unreachable_(std::move(on_unreachable)),
+      on_snapshot_status_(std::move(on_snapshot_status)),
+      counters_(std::make_unique<Counters>()),
+      drop_log_(std::make_unique<RateLimitedLog>()) {
+  for (const auto& [id, address] : options_.peers) {
+    if (id == options_.self || id == kNoNode) continue;
+    peers_[id] = make_peer(id, address);
+  }
+}
+
+PeerTransport::~PeerTransport() {
+  stop();
+  std::unique_lock lock(peers_mutex_);
+  reap_retired_peers(/*wait=*/true);
+  peers_.clear();
+}
+
+std::shared_ptr<PeerTransport::Peer> PeerTransport::make_peer(NodeId id,
+                                                              const std::string& address) {
+  auto peer = std::make_shared<Peer>();
+  peer->id = id;
+  peer->address = address;
+  auto hp = parse_host_port(address);
+  if (hp) peer->host_port = hp.value();
+  peer->next_backoff = options_.backoff_min;
+  for (auto* client : {&peer->message_client, &peer->snapshot_client}) {
+    *client = std::make_unique<httplib::Client>(peer->host_port.host, peer->host_port.port);
+    (*client)->set_keep_alive(true);
+    (*client)->set_tcp_nodelay(true);
+    set_client_timeouts(**client, options_.connect_timeout, options_.request_timeout);
+  }
+  return peer;
+}
+
+void PeerTransport::start_peer(const std::shared_ptr<Peer>& peer) {
+  Peer* raw = peer.get();  // the transport keeps the peer alive until its threads are joined
+  raw->live_threads = 2;
+  raw->message_thread = std::thread([this, raw] {
+    run_message_sender(*raw);
+    raw->live_threads.fetch_sub(1);
+  });
+  raw->snapshot_thread = std::thread([this, raw] {
+    run_snapshot_sender(*raw);
+    raw->live_threads.fetch_sub(1);
+  });
+}
+
+// Requires peers_mutex_ held exclusively.
+void PeerTransport::retire_peer(std::shared_ptr<Peer> peer) {
+  peer->signal_stop();
+  retired_peers_.push_back(std::move(peer));
+}
+
+// Requires peers_mutex_ held exclusively.
+void PeerTransport::reap_retired_peers(bool wait) {
+  for (auto it = retired_peers_.begin(); it != retired_peers_.end();) {
+    if (wait || (*it)->live_threads.load() == 0) {
+      (*it)->join();
+      it = retired_peers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+namespace {
+template <typename Reply>
+void answer(const Reply& reply, httplib::Response& res) {
+  res.status = reply.status;
+  if (!reply.reason.empty()) res.set_content(reply.reason, "text/plain");
+}
+}  // namespace
+
+Status PeerTransport::start() {
+  std::lock_guard lifecycle(lifecycle_mutex_);
+  if (started_once_) {
+    return make_error(ErrorCode::kInvalidArgument, "peer transport was already started");
+  }
+  if (options_.self == kNoNode) {
+    return make_error(ErrorCode::kInvalidArgument, "peer transport needs this node's id");
+  }
+  auto listen = parse_host_port(options_.listen_addr);
+  if (!listen) return listen.error();
+  {
+    std::shared_lock lock(peers_mutex_);
+    for (const auto& [id, peer] : peers_) {
+      auto hp = parse_host_port(peer->address);
+      if (!hp) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "node " + std::to_string(id) + ": " + hp.error().message);
+      }
+    }
+  }
+
+  // Keep-alive connections idle for up to 5 s: a busy peer reuses one connection; stop() does
+  // not wait for them (PeerServer shuts them down).
+  auto server = std::make_unique<PeerServer>(options_.request_timeout, std::chrono::seconds(5));
+  size_t threads = options_.server_threads;
+  // Each connection holds a pool thread while open (a peer keeps up to two: messages and
+  // snapshots), so leave room for peers added later and for short-lived extra connections.
+  if (threads == 0) threads = std::max<size_t>(16, 2 * options_.peers.size() + 8);
+  server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server->set_tcp_nodelay(true);
+  server->set_keep_alive_max_count(1000);
+  server->set_payload_max_length(options_.max_request_bytes);
+  server->Post(kMessagesPath, [this](const httplib::Request& req, httplib::Response& res) {
+    answer(handle_messages_body(req.body), res);
+  });
+  server->Post(kSnapshotPath, [this](const httplib::Request& req, httplib::Response& res) {
+    answer(handle_snapshot_body(req.body), res);
+  });
+  if (route_installer_) route_installer_(*server);
+
+  int port = listen->port;
+  bool bound = false;
+  if (port == 0) {
+    port = server->bind_to_any_port(listen->host);
+    bound = port > 0;
+  } else {
+    bound = server->bind_to_port(listen->host, port);
+  }
+  if (!bound) {
+    return make_error(ErrorCode::kIo, explain_bind_failure(listen.value(), options_.listen_addr));
+  }
+
+  server_ = std::move(server);
+  listen_port_ = port;
+  running_ = true;
+  started_once_ = true;
+  server_thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // httplib's stop() is a no-op until the accept loop runs; wait for it so stop() can't miss it.
+  for (int i = 0; i < 2000 && !server_->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  {
+    std::unique_lock lock(peers_mutex_);
+    for (auto& [id, peer] : peers_) start_peer(peer);
+  }
+  spdlog::info("peer transport: node {} listening on {}:{} ({} peers)", options_.self, listen->host,
+               port, options_.peers.size());
+  return Ok{};
+}
+
+void PeerTransport::stop() {
+  std::lock_guard lifecycle(lifecycle_mutex_);
+  if (!running_.exchange(false)) return;
+  std::unique_lock lock(peers_mutex_);
+  for (auto& [id, peer] : peers_) peer->signal_stop();
+  for (auto& peer : retired_peers_) peer->signal_stop();
+  // Stop accepting; listen_after_bind() returns once every connection handler has finished.
+  std::atomic<bool> server_done{false};
+  std::thread stopper([&] {
+    while (!server_done.load()) {
+      server_->stop();
+      static_cast<PeerServer*>(server_.get())->shut_down_connections();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  for (auto& [id, peer] : peers_) peer->join();
+  reap_retired_peers(/*wait=*/true);
+  if (server_thread_.joinable()) server_thread_.join();
+  server_done = true;
+  stopper.join();
+  {
+    std::lock_guard assembly_lock(assembly_mutex_);
+    assemblies_.clear();
+  }
+}
+
+Status PeerTransport::set_peer(NodeId id, const std::string& address) {
+  if (id == options_.self || id == kNoNode) return Ok{};
+  auto hp = parse_host_port(address);
+  if (!hp) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "node " + std::to_string(id) + ": " + hp.error().message);
+  }
+  std::unique_lock lock(peers_mutex_);
+  reap_retired_peers(/*wait=*/false);
+  auto it = peers_.find(id);
+  if (it != peers_.end() && it->second->address == address) return Ok{};
+  if (it != peers_.end()) retire_peer(it->second);
+  auto peer = make_peer(id, address);
+  peers_[id] = peer;
+  if (running_) start_peer(peer);
+  return Ok{};
+}
+
+void PeerTransport::remove_peer(NodeId id) {
+  std::unique_lock lock(peers_mutex_);
+  reap_retired_peers(/*wait=*/false);
+  auto it = peers_.find(id);
+  if (it == peers_.end()) return;
+  retire_peer(it->second);
+  peers_.erase(it);
+}
+
+std::shared_ptr<PeerTransport::Peer> PeerTransport::find_peer(NodeId id) const {
+  std::shared_lock lock(peers_mutex_);
+  auto it = peers_.find(id);
+  return it == peers_.end() ? nullptr : it->second;
+}
+
+void PeerTransport::drop(DropReason reason, uint64_t count, const std::string& detail) {
+  if (count == 0) return;
+  counters_->dropped[static_cast<size_t>(reason)].fetch_add(count);
+  drop_log_->log(reason, count, detail);
+}
+
+void PeerTransport::send(std::vector<Message> messages) {
+  if (messages.empty()) return;
+  if (!running_) {
+    drop(DropReason::kNotRunning, messages.size(), "the peer transport is not running");
+    return;
+  }
+  // Group by destination so each peer's queue is locked (and its sender woken) once.
+  std::map<NodeId, std::vector<Message>> by_peer;
+  for (Message& m : messages) by_peer[m.to].push_back(std::move(m));
+
+  for (auto& [to, list] : by_peer) {
+    auto peer = find_peer(to);
+    if (!peer) {
+      drop(DropReason::kUnknownPeer, list.size(), "no peer address for node " + std::to_string(to));
+      continue;
+    }
+    uint64_t unreachable = 0;
+    uint64_t overflow = 0;
+    uint64_t unknown = 0;
+    {
+      std::lock_guard lock(peer->mutex);
+      if (peer->stopping) {  // removed or replaced a moment ago
+        unknown = list.size();
+        list.clear();
+      }
+      for (Message& m : list) {
+        if (m.snapshot) {
+          if (peer->pending_snapshot) ++peer->superseded_snapshots;
+          peer->pending_snapshot = std::move(m);
+          continue;
+        }
+        if (peer->backing_off) {
+          ++unreachable;
+          continue;
+        }
+        size_t bytes = estimated_encoded_size(m);
+        peer->queue.push_back({std::move(m), bytes});
+        peer->queued_bytes += bytes;
+        while (peer->queued_bytes > options_.max_queue_bytes && peer->queue.size() > 1) {
+          peer->queued_bytes -= peer->queue.front().bytes;
+          peer->queue.pop_front();
+          ++overflow;
+        }
+      }
+    }
+    peer->wake.notify_all();
+    drop(DropReason::kUnknownPeer, unknown, "node " + std::to_string(to) + " was just removed");
+    drop(DropReason::kPeerUnreachable, unreachable,
+         "node " + std::to_string(to) + " is backing off after a failed send");
+    drop(DropReason::kQueueFull, overflow,
+         "queue for node " + std::to_string(to) + " exceeded " +
+             std::to_string(options_.max_queue_bytes) + " bytes; oldest messages dropped");
+  }
+}
+
+void PeerTransport::backoff(Peer& peer) {
+  std::chrono::milliseconds delay;
+  uint64_t discarded = 0;
+  {
+    std::lock_guard lock(peer.mutex);
+    peer.backing_off = true;
+    discarded = peer.queue.size();
+    peer.queue.clear();
+    peer.queued_bytes = 0;
+    // Jitter: somewhere in [next, 1.5 * next], capped at backoff_max.
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    auto base = peer.next_backoff.count();
+    std::uniform_int_distribution<int64_t> jitter(0, std::max<int64_t>(0, base / 2));
+    delay = std::min(options_.backoff_max, std::chrono::milliseconds(base + jitter(rng)));
+    peer.next_backoff = std::min(options_.backoff_max, peer.next_backoff * 2);
+  }
+  drop(DropReason::kPeerUnreachable, discarded,
+       "node " + std::to_string(peer.id) + " is unreachable; queued messages dropped");
+  std::unique_lock lock(peer.mutex);
+  peer.wake.wait_for(lock, delay, [&] { return peer.stopping; });
+  peer.backing_off = false;
+}
+
+void PeerTransport::run_message_sender(Peer& peer) {
+  while (true) {
+    std::vector<Message> batch;
+    {
+      std::unique_lock lock(peer.mutex);
+      peer.wake.wait(lock, [&] { return peer.stopping || !peer.queue.empty(); });
+      if (peer.stopping) return;
+      size_t batch_bytes = 0;
+      while (!peer.queue.empty()) {
+        auto& next = peer.queue.front();
+        if (!batch.empty() && batch_bytes + next.bytes > options_.max_batch_bytes) break;
+        batch_bytes += next.bytes;
+        peer.queued_bytes -= next.bytes;
+        batch.push_back(std::move(next.message));
+        peer.queue.pop_front();
+      }
+    }
+    const std::string body = encode_batch(options_.cluster_id, options_.self, batch);
+    auto started = std::chrono::steady_clock::now();
+    auto result = peer.message_client->Post(kMessagesPath, body, kContentType);
+    if (!result && result.error() != httplib::Error::Connection && !peer.is_stopping() &&
+        std::chrono::steady_clock::now() - started < kQuickFailure) {
+      result = peer.message_client->Post(kMessagesPath, body, kContentType);
+    }
+    if (peer.is_stopping()) return;
+    if (result && result->status == 204) {
+      // Messages last: a reader that sees the message count also sees the bytes.
+      peer.sent_bytes.fetch_add(body.size());
+      peer.sent_batches.fetch_add(1);
+      peer.sent_messages.fetch_add(batch.size());
+      std::lock_guard lock(peer.mutex);
+      peer.next_backoff = options_.backoff_min;
+      continue;
+    }
+    peer.send_failures.fetch_add(1);
+    drop(DropReason::kPeerUnreachable, batch.size(),
+         "sending to node " + std::to_string(peer.id) + " at " + peer.address +
+             " failed: " + describe(result));
+    if (on_unreachable_) on_unreachable_(peer.id);
+    backoff(peer);
+  }
+}
+
+void PeerTransport::run_snapshot_sender(Peer& peer) {
+  while (true) {
+    std::optional<Message> snapshot;
+    uint64_t superseded = 0;
+    {
+      std::unique_lock lock(peer.mutex);
+      peer.wake.wait(lock, [&] {
+        return peer.stopping || peer.pending_snapshot || peer.superseded_snapshots > 0;
+      });
+      if (peer.stopping) return;
+      snapshot = std::move(peer.pending_snapshot);
+      peer.pending_snapshot.reset();
+      superseded = std::exchange(peer.superseded_snapshots, 0);
+    }
+    for (uint64_t i = 0; i < superseded; ++i) {
+      peer.snapshots_failed.fetch_add(1);
+      if (on_snapshot_status_) on_snapshot_status_(peer.id, false);
+    }
+    if (!snapshot) continue;
+    bool ok = send_snapshot(peer, *snapshot);
+    if (peer.is_stopping()) return;
+    (ok ? peer.snapshots_sent : peer.snapshots_failed).fetch_add(1);
+    if (on_snapshot_status_) on_snapshot_status_(peer.id, ok);
+  }
+}
+
+bool PeerTransport::send_snapshot(Peer& peer, const Message& message) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const std::shared_ptr<const std::string> data =
+      message.snapshot->data ? message.snapshot->data : std::make_shared<const std::string>();
+  SnapshotChunk chunk;
+  chunk.cluster_id = options_.cluster_id;
+  chunk.from = options_.self;
+  chunk.to = peer.id;
+  chunk.transfer_id = rng();
+  chunk.total = data->size();
+  chunk.total_crc = crc32(*data);
+  chunk.header = message;
+  chunk.header->snapshot->data = std::make_shared<const std::string>();
+  const size_t step = std::max<size_t>(1, options_.snapshot_chunk_bytes);
+  size_t offset = 0;
+  do {
+    if (peer.is_stopping()) return false;
+    std::string_view slice = std::string_view(*data).substr(offset, step);
+    chunk.offset = offset;
+    chunk.chunk_crc = crc32(slice);
+    const std::string body = encode_snapshot_chunk(chunk, slice);
+    auto result = peer.snapshot_client->Post(kSnapshotPath, body, kContentType);
+    if (!result || result->status != 204) {
+      if (!peer.is_stopping()) {
+        peer.send_failures.fetch_add(1);
+        drop(DropReason::kSnapshotRejected, 1,
+             "snapshot to node " + std::to_string(peer.id) + " failed at offset " +
+                 std::to_string(offset) + ": " + describe(result));
+      }
+      return false;
+    }
+    peer.sent_bytes.fetch_add(body.size());
+    chunk.header.reset();
+    offset += slice.size();
+  } while (offset < data->size());
+  peer.sent_messages.fetch_add(1);
+  return true;
+}
+
+void PeerTransport::deliver(std::vector<Message> messages) {
+  if (messages.empty() || !on_messages_) return;
+  std::lock_guard lock(deliver_mutex_);
+  on_messages_(std::move(messages));
+}
+
+PeerTransport::Reply PeerTransport::reject(DropReason reason, uint64_t count, std::string detail,
+                                           int status) {
+  drop(reason, count, detail);
+  return {status, std::move(detail)};
+}
+
+PeerTransport::Reply PeerTransport::handle_messages_body(const std::string& body) {
+  if (!running_) return {503, "the peer transport is stopping"};
+  auto batch = decode_batch(body);
+  if (!batch) return reject(DropReason::kMalformed, 1, batch.error().message, 400);
+  const uint64_t count = batch->messages.size();
+  const std::string sender = "node " + std::to_string(batch->from);
+  if (batch->cluster_id != options_.cluster_id) {
+    return reject(DropReason::kWrongCluster, count,
+                  sender + " belongs to cluster '" + batch->cluster_id + "', this node to '" +
+                      options_.cluster_id + "'",
+                  403);
+  }
+  auto peer = find_peer(batch->from);
+  if (!peer) return reject(DropReason::kUnknownSender, count, sender + " is not a known peer", 403);
+  std::vector<Message> accepted;
+  accepted.reserve(batch->messages.size());
+  uint64_t wrong_to = 0;
+  uint64_t wrong_from = 0;
+  for (Message& m : batch->messages) {
+    if (m.to != options_.self) {
+      ++wrong_to;
+    } else if (m.from != batch->from) {
+      ++wrong_from;
+    } else {
+      accepted.push_back(std::move(m));
+    }
+  }
+  drop(DropReason::kWrongRecipient, wrong_to, sender + " sent messages addressed to another node");
+  drop(DropReason::kUnknownSender, wrong_from, sender + " sent messages claiming another sender");
+  peer->received_messages.fetch_add(accepted.size());
+  peer->received_bytes.fetch_add(body.size());
+  deliver(std::move(accepted));
+  return {204, {}};
+}
+
+PeerTransport::Reply PeerTransport::handle_snapshot_body(const std::string& body) {
+  if (!running_) return {503, "the peer transport is stopping"};
+  auto chunk = decode_snapshot_chunk(body);
+  if (!chunk) return reject(DropReason::kMalformed, 1, chunk.error().message, 400);
+  const std::string sender = "snapshot from node " + std::to_string(chunk->from);
+  if (chunk->cluster_id != options_.cluster_id) {
+    return reject(DropReason::kWrongCluster, 1,
+                  sender + " of cluster '" + chunk->cluster_id + "', this node's is '" +
+                      options_.cluster_id + "'",
+                  403);
+  }
+  auto peer = find_peer(chunk->from);
+  if (!peer) return reject(DropReason::kUnknownSender, 1, sender + ", not a known peer", 403);
+  if (chunk->to != options_.self || (chunk->header && (chunk->header->to != options_.self ||
+                                                       chunk->header->from != chunk->from))) {
+    return reject(DropReason::kWrongRecipient, 1, sender + " addressed to another node", 403);
+  }
+  peer->received_bytes.fetch_add(body.size());
+
+  std::optional<Message> complete;
+  {
+    std::lock_guard lock(assembly_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = assemblies_.begin(); it != assemblies_.end();) {
+      it = now - it->second->last_chunk > kSnapshotAssemblyIdle ? assemblies_.erase(it)
+                                                                : std::next(it);
+    }
+    if (crc32(chunk->data) != chunk->chunk_crc) {
+      assemblies_.erase(chunk->from);
+      return reject(DropReason::kSnapshotRejected, 1, sender + ": a chunk failed its checksum",
+                    400);
+    }
+    if (chunk->offset == 0) {
+      if (!chunk->header) {
+        return reject(DropReason::kSnapshotRejected, 1, sender + ": first chunk has no header",
+                      400);
+      }
+      if (chunk->total > options_.max_snapshot_bytes) {
+        return reject(DropReason::kSnapshotRejected, 1,
+                      sender + " of " + std::to_string(chunk->total) +
+                          " bytes exceeds the limit of " +
+                          std::to_string(options_.max_snapshot_bytes),
+                      413);
+      }
+      auto assembly = std::make_unique<SnapshotAssembly>();
+      assembly->transfer_id = chunk->transfer_id;
+      assembly->header = std::move(*chunk->header);
+      assembly->total = chunk->total;
+      assembly->total_crc = chunk->total_crc;
+      assembly->data.reserve(std::min<uint64_t>(chunk->total, options_.max_request_bytes));
+      assemblies_[chunk->from] = std::move(assembly);
+    }
+    auto it = assemblies_.find(chunk->from);
+    if (it == assemblies_.end() || it->second->transfer_id != chunk->transfer_id ||
+        it->second->data.size() != chunk->offset || it->second->total != chunk->total) {
+      if (it != assemblies_.end() && it->second->transfer_id == chunk->transfer_id) {
+        assemblies_.erase(it);
+      }
+      return reject(DropReason::kSnapshotRejected, 1,
+                    sender + ": chunk at offset " + std::to_string(chunk->offset) +
+                        " does not continue the transfer in progress",
+                    409);
+    }
+    SnapshotAssembly& assembly = *it->second;
+    assembly.data.append(chunk->data);
+    assembly.last_chunk = now;
+    if (assembly.data.size() == assembly.total) {
+      if (crc32(assembly.data) != assembly.total_crc) {
+        assemblies_.erase(it);
+        return reject(DropReason::kSnapshotRejected, 1,
+                      sender + ": the reassembled data failed its checksum", 400);
+      }
+      complete = std::move(assembly.header);
+      complete->snapshot->data = std::make_shared<const std::string>(std::move(assembly.data));
+      assemblies_.erase(it);
+    }
+  }
+  if (complete) {
+    peer->received_messages.fetch_add(1);
+    std::vector<Message> one;
+    one.push_back(std::move(*complete));
+    deliver(std::move(one));
+  }
+  return {204, {}};
+}
+
+TransportStats PeerTransport::stats() const {
+  TransportStats out;
+  for (size_t i = 0; i < out.dropped.size(); ++i) out.dropped[i] = counters_->dropped[i].load();
+  std::shared_lock lock(peers_mutex_);
+  for (const auto& [id, peer] : peers_) {
+    PeerStats s;
+    s.id = id;
+    s.address = peer->address;
+    s.sent_messages = peer->sent_messages.load();
+    s.sent_bytes = peer->sent_bytes.load();
+    s.sent_batches = peer->sent_batches.load();
+    s.received_messages = peer->received_messages.load();
+    s.received_bytes = peer->received_bytes.load();
+    s.send_failures = peer->send_failures.load();
+    s.snapshots_sent = peer->snapshots_sent.load();
+    s.snapshots_failed = peer->snapshots_failed.load();
+    {
+      std::lock_guard peer_lock(peer->mutex);
+      s.queued_messages = peer->queue.size();
+      s.queued_bytes = peer->queued_bytes;
+      s.backing_off = peer->backing_off;
+    }
+    out.peers.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace raftlock::raft::transport

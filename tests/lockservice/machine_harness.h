@@ -1,0 +1,62 @@
+// Test harness: a LockStateMachine fed through its byte interface with consecutive log indices.
+#pragma once
+
+#include <any>
+#include <ostream>
+#include <string>
+
+#include "lockservice/commands.h"
+#include "lockservice/lock_state_machine.h"
+#include "lockservice/results.h"
+
+namespace raftlock::lockservice {
+
+inline void PrintTo(Outcome outcome, std::ostream* os) {
+  *os << outcome_name(outcome);
+}
+
+namespace testing_support {
+
+inline constexpr int64_t kTtl = 10'000;
+
+// Applies commands at indices 1, 2, 3, ... through encode_command + apply (the log path).
+class MachineHarness {
+ public:
+  CommandResult run(const Command& command) {
+    std::any result = machine.apply(next_index++, encode_command(command));
+    return std::any_cast<CommandResult>(result);
+  }
+  // The index the next run() will use.
+  raft::Index peek_index() const { return next_index; }
+  raft::Index last_index() const { return next_index - 1; }
+
+  LockStateMachine machine;
+  raft::Index next_index = 1;
+};
+
+inline Acquire acquire(std::string name, LeaseId lease, bool wait = false,
+                       int64_t lock_delay_ms = 0, std::string owner = "") {
+  Acquire a;
+  a.name = std::move(name);
+  a.lease_id = lease;
+  a.wait = wait;
+  a.lock_delay_ms = lock_delay_ms;
+  a.owner = owner.empty() ? "owner-" + std::to_string(lease) : std::move(owner);
+  return a;
+}
+
+inline Campaign campaign(std::string name, LeaseId lease, std::string value, bool wait = false) {
+  Campaign c;
+  c.name = std::move(name);
+  c.lease_id = lease;
+  c.value = std::move(value);
+  c.wait = wait;
+  return c;
+}
+
+inline CreateLease lease(LeaseId id, int64_t ttl_ms = kTtl) {
+  return CreateLease{id, ttl_ms};
+}
+
+}  // namespace testing_support
+}  // namespace raftlock::lockservice
