@@ -151,6 +151,9 @@ int main(int argc, char** argv) {
       [&node](std::vector<raft::Message> messages) { node.receive(std::move(messages)); },
       [&node](raft::NodeId peer) { node.report_unreachable(peer); },
       [&node](raft::NodeId peer, bool ok) { node.report_snapshot(peer, ok); });
+  // Read at scrape time: log indexes, pending work, follower lag, per-peer transport counters.
+  metrics.set_node_status_source([&node] { return node.status(); });
+  metrics.set_transport_stats_source([&transport] { return transport->stats(); });
 
   http::ApiServerOptions api_options;
   api_options.host = flags.client_addr.host;
@@ -163,6 +166,8 @@ int main(int argc, char** argv) {
     server.Post(
         kAppendPath, [&node, cluster_id](const httplib::Request& req, httplib::Response& res) {
           if (req.get_header_value(kClusterHeader) != cluster_id) {
+            spdlog::warn("refused a forwarded proposal from {}: cluster '{}' is not ours ('{}')",
+                         req.remote_addr, req.get_header_value(kClusterHeader), cluster_id);
             res.status = 403;
             res.set_content("{\"error\":\"wrong cluster\"}", "application/json");
             return;

@@ -249,6 +249,8 @@ void ApiServer::register_handlers(httplib::Server& server, const std::string& pa
         } else {
           write_error(res, 400, "invalid_argument", "The request body could not be read.");
         }
+        spdlog::info("node {}: refused {} {}: {} (request body not read)", node_.id(), req.method,
+                     req.path, res.status);
         metrics_.observe_request(router_.route_of(req.path), req.method, res.status,
                                  std::chrono::nanoseconds(0));
         return;
@@ -287,8 +289,10 @@ Status ApiServer::start() {
   // Errors httplib produces itself (413 over the body limit, 400 unparsable request) get the
   // contract's JSON shape; our own error bodies are left alone.
   server_->set_error_handler(
-      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+      httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        spdlog::info("refused {} {}: {} (rejected by the HTTP layer)", req.method, req.path,
+                     res.status);
         if (res.status == 413) {
           write_error(res, 413, "payload_too_large", "The request body is larger than 64 KiB.");
         } else if (res.status == 404) {
@@ -362,6 +366,9 @@ void ApiServer::handle(const httplib::Request& request, httplib::Response& respo
       response.status == 413) {
     spdlog::info("node {}: refused {} {}: {} {}", node_.id(), request.method, request.path,
                  response.status, response.body.substr(0, 200));
+  } else if (response.status >= 500 && response.status != 503) {
+    spdlog::error("node {}: internal error answering {} {}: {} {}", node_.id(), request.method,
+                  request.path, response.status, response.body.substr(0, 200));
   }
   metrics_.observe_request(router_.route_of(request.path), request.method, response.status,
                            Clock::now() - started);

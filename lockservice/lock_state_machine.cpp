@@ -63,6 +63,9 @@ struct LockRecord {
   std::vector<LockWaiter> waiters;  // FIFO; only live leases, each at most once
   std::optional<LockDelay> delay;   // set only while free after a holder's lease expired
   Index revision = 0;
+  // The (lease, token) of the last explicit release, so a retried release answers released.
+  LeaseId last_release_lease = 0;
+  FencingToken last_release_token = 0;
 };
 
 struct ElectionLeader {
@@ -367,8 +370,15 @@ class Applier {
     if (lock && lock->holder && lock->holder->lease_id == c.lease_id &&
         lock->holder->fencing_token == c.fencing_token) {
       release_holder(c.name, *lock);
+      lock->last_release_lease = c.lease_id;
+      lock->last_release_token = c.fencing_token;
       grant_next_waiter(c.name, *lock);
       result_.outcome = Outcome::kOk;
+    } else if (lock && lock->last_release_token == c.fencing_token &&
+               lock->last_release_lease == c.lease_id) {
+      // A retry of the release that already took effect: same answer, nothing changes.
+      result_.outcome = Outcome::kOk;
+      result_.message = "lock " + c.name + " was already released by this lease and token";
     } else {
       fail(Outcome::kNotHolder, "lease " + std::to_string(c.lease_id) + " with fencing token " +
                                     std::to_string(c.fencing_token) + " does not hold lock " +
@@ -714,7 +724,9 @@ json encode_state(const State& s) {
                      {"revision", lock.revision},
                      {"holder", holder},
                      {"waiters", waiters},
-                     {"delay", delay}});
+                     {"delay", delay},
+                     {"last_release_lease", lock.last_release_lease},
+                     {"last_release_token", lock.last_release_token}});
   }
   json elections = json::array();
   for (const auto& [name, election] : s.elections) {
@@ -794,6 +806,8 @@ Status decode_locks(const json& array, State& s) {
     LockRecord lock;
     TRY_READ(name, json_fields::read_string(item, "name", kCorrupt));
     TRY_READ(lock.revision, json_fields::read_u64(item, "revision", kCorrupt));
+    TRY_READ(lock.last_release_lease, json_fields::read_u64(item, "last_release_lease", kCorrupt));
+    TRY_READ(lock.last_release_token, json_fields::read_u64(item, "last_release_token", kCorrupt));
     const json* holder = nullptr;
     TRY_READ(holder, read_nullable_object(item, "holder"));
     if (!holder->is_null()) {

@@ -353,8 +353,9 @@ Result<CommandResult> LockService::acquire(const AcquireRequest& request) {
   if (result && result->outcome == Outcome::kQueued) {
     result = park(true, request.name, command.lease_id, wait_deadline);
   }
-  if (metrics_ && result) {
-    const char* outcome = result->outcome == Outcome::kGranted ? "granted"
+  if (metrics_) {
+    const char* outcome = !result                                ? "failed"
+                          : result->outcome == Outcome::kGranted ? "granted"
                           : request.wait_ms > 0 && result->outcome == Outcome::kLockHeld
                               ? "timed_out"
                               : "rejected";

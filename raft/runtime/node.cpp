@@ -274,8 +274,9 @@ void Node::handle_ready() {
     if (ready.soft_state) {
       const SoftState& soft = *ready.soft_state;
       if (soft.role != soft_state_.role || soft.leader_id != soft_state_.leader_id) {
-        spdlog::info("node {} term {}: role {}, leader {}", options_.core.id, soft.term,
-                     role_name(soft.role), soft.leader_id);
+        spdlog::info("node {} term {}: role {}, leader {} (commit index {}, last index {})",
+                     options_.core.id, soft.term, role_name(soft.role), soft.leader_id,
+                     core_->commit_index(), core_->last_index());
       }
       const bool lost_leadership = soft_state_.role == Role::kLeader && soft.role != Role::kLeader;
       const bool leader_changed = soft.leader_id != soft_state_.leader_id;
@@ -290,6 +291,9 @@ void Node::handle_ready() {
       if (soft_state_listener_) soft_state_listener_(soft);
     }
     if (ready.hard_state || !ready.entries.empty() || ready.snapshot) {
+      if (observer_ && !ready.entries.empty()) {
+        observer_->on_appending(ready.entries.front().index, ready.entries.back().index);
+      }
       const auto started = Clock::now();
       auto persisted = store_.persist(ready.hard_state, ready.entries, ready.snapshot);
       if (!persisted) {
@@ -300,6 +304,7 @@ void Node::handle_ready() {
     }
     if (!ready.messages.empty()) sender_(std::move(ready.messages));
     if (ready.snapshot) {
+      const auto restore_started = Clock::now();
       auto restored = state_machine_.restore(*ready.snapshot->data);
       if (!restored) {
         fail_stop("cannot install the snapshot received from the leader: " +
@@ -316,7 +321,13 @@ void Node::handle_ready() {
       }
       spdlog::info("node {} term {}: installed snapshot at index {} ({} bytes)", options_.core.id,
                    core_->term(), ready.snapshot->meta.index, ready.snapshot->data->size());
-      if (observer_) observer_->on_snapshot_installed(ready.snapshot->data->size());
+      if (observer_) {
+        observer_->on_snapshot_installed(Clock::now() - restore_started,
+                                         ready.snapshot->data->size());
+      }
+    }
+    if (observer_ && !ready.committed_entries.empty()) {
+      observer_->on_committed(ready.committed_entries.back().index);
     }
     apply_entries(ready.committed_entries);
     for (const ReadState& read_state : ready.read_states) {
@@ -331,8 +342,14 @@ void Node::handle_ready() {
     const Configuration& config = core_->config();
     if (!(config == last_config_)) {
       last_config_ = config;
-      spdlog::info("node {} term {}: membership now has {} members", options_.core.id,
-                   core_->term(), config.members.size());
+      std::string members;
+      for (const Member& member : config.members) {
+        members += (members.empty() ? "" : ", ") + std::to_string(member.id) + "=" +
+                   member.context + (member.voter ? "" : " (learner)");
+      }
+      spdlog::info("node {} term {}: membership now has {} members at applied index {}: {}",
+                   options_.core.id, core_->term(), config.members.size(), core_->applied_index(),
+                   members);
       if (config_listener_) config_listener_(config);
     }
   }
@@ -426,6 +443,8 @@ void Node::publish_status() {
   std::lock_guard lock(mu_);
   if (core_) status_.core = core_->status();
   status_.last_heard_commit = last_heard_commit_;
+  status_.pending_proposals = proposals_.size();
+  status_.pending_reads = reads_.size();
   status_.stopped = loop_done_;
 }
 

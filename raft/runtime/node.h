@@ -32,8 +32,12 @@ class NodeObserver {
   virtual void on_apply(std::chrono::nanoseconds /*duration*/, size_t /*entries*/) {}
   virtual void on_read_index_latency(std::chrono::nanoseconds /*duration*/) {}
   virtual void on_snapshot_taken(std::chrono::nanoseconds /*duration*/, size_t /*bytes*/) {}
-  virtual void on_snapshot_installed(size_t /*bytes*/) {}
+  virtual void on_snapshot_installed(std::chrono::nanoseconds /*duration*/, size_t /*bytes*/) {}
   virtual void on_election_started() {}
+  // Entries [first, last] are about to be persisted (appended to this node's log).
+  virtual void on_appending(Index /*first*/, Index /*last*/) {}
+  // Entries up to `commit_index` are committed and about to be applied.
+  virtual void on_committed(Index /*commit_index*/) {}
 };
 
 struct NodeOptions {
@@ -49,6 +53,8 @@ struct NodeStatus {
   bool stopped = false;         // the loop has stopped (shutdown or a storage failure)
   std::string stop_reason;      // why, when it stopped on its own
   Index last_heard_commit = 0;  // highest commit index this node has heard of
+  size_t pending_proposals = 0;  // proposals waiting to be applied (metrics)
+  size_t pending_reads = 0;      // read barriers waiting for their index (metrics)
 };
 
 class Node {

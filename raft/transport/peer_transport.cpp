@@ -541,6 +541,12 @@ Status PeerTransport::start() {
     answer(handle_snapshot_body(req.body), res);
   });
   if (route_installer_) route_installer_(*server);
+  // httplib's default socket options add SO_REUSEPORT, which would let a second process listen on
+  // a peer port that is already in use; keep only SO_REUSEADDR (restart over TIME_WAIT).
+  server->set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 
   int port = listen->port;
   bool bound = false;

@@ -27,7 +27,8 @@ TEST(LeaseSafety, KeepaliveIsNotAnsweredWithoutAQuorum) {
   cluster.start_all();
   auto leader = cluster.wait_for_leader();
   ASSERT_TRUE(leader.has_value());
-  auto created = cluster.request(*leader, "POST", "/v1/leases", {{"lease_id", 11}, {"ttl_ms", 60000}});
+  auto created =
+      cluster.request(*leader, "POST", "/v1/leases", {{"lease_id", 11}, {"ttl_ms", 60000}});
   ASSERT_EQ(created.status, 201) << created.raw;
   auto ok = cluster.request(*leader, "POST", "/v1/leases/11/keepalive");
   ASSERT_EQ(ok.status, 200) << ok.raw;
@@ -54,9 +55,11 @@ TEST(LeaseSafety, ADeposedLeadersExpiryNeverRevokesALeaseTheNewLeaderRenewed) {
   cluster.start_all();
   auto old_leader = cluster.wait_for_leader();
   ASSERT_TRUE(old_leader.has_value());
-  auto created = cluster.request(*old_leader, "POST", "/v1/leases", {{"lease_id", 22}, {"ttl_ms", 3000}});
+  auto created =
+      cluster.request(*old_leader, "POST", "/v1/leases", {{"lease_id", 22}, {"ttl_ms", 3000}});
   ASSERT_EQ(created.status, 201) << created.raw;
-  auto granted = cluster.request(*old_leader, "POST", "/v1/locks/guarded/acquire", {{"lease_id", 22}});
+  auto granted =
+      cluster.request(*old_leader, "POST", "/v1/locks/guarded/acquire", {{"lease_id", 22}});
   ASSERT_EQ(granted.status, 200) << granted.raw;
   const auto token = granted.body["fencing_token"].get<uint64_t>();
 
@@ -109,7 +112,8 @@ TEST(LeaseSafety, ANewLeaderGivesEveryLeaseAFreshFullTtl) {
   cluster.start_all();
   auto leader = cluster.wait_for_leader();
   ASSERT_TRUE(leader.has_value());
-  auto created = cluster.request(*leader, "POST", "/v1/leases", {{"lease_id", 33}, {"ttl_ms", 4000}});
+  auto created =
+      cluster.request(*leader, "POST", "/v1/leases", {{"lease_id", 33}, {"ttl_ms", 4000}});
   ASSERT_EQ(created.status, 201) << created.raw;
   const auto created_at = Clock::now();
   std::this_thread::sleep_for(1500ms);  // the old leader's remaining time is now ~2.5 s

@@ -296,8 +296,21 @@ TEST(OutcomeTable, ReleaseCancelWaitEndLockDelay) {
          EXPECT_FALSE(r.lock->holder.has_value());
          EXPECT_EQ(r.lock->revision, 0u);
        }},
-      {"released twice", plus({Release{"a", 1, 3}}), Release{"a", 1, 3}, Outcome::kNotHolder,
-       false},
+      // A retried release (same lease and token) answers released again and changes nothing.
+      {"released twice", plus({Release{"a", 1, 3}}), Release{"a", 1, 3}, Outcome::kOk, false,
+       [](const CommandResult& r, const LockStateMachine&, raft::Index) {
+         ASSERT_TRUE(r.lock.has_value());
+         EXPECT_FALSE(r.lock->holder.has_value());
+       }},
+      {"released twice by another token", plus({Release{"a", 1, 3}}), Release{"a", 1, 2},
+       Outcome::kNotHolder, false},
+      {"old release retried after a new grant", plus({Release{"a", 1, 3}, acquire("a", 2, false)}),
+       Release{"a", 1, 3}, Outcome::kOk, false,
+       [](const CommandResult& r, const LockStateMachine&, raft::Index) {
+         ASSERT_TRUE(r.lock.has_value());
+         ASSERT_TRUE(r.lock->holder.has_value());
+         EXPECT_EQ(r.lock->holder->lease_id, 2u);  // the new holder keeps it
+       }},
       {"invalid name", held, Release{"", 1, 3}, Outcome::kInvalid, false},
       {"cancel a queued wait", plus({acquire("a", 2, true)}), CancelWait{"a", 2},
        Outcome::kLockHeld, true,

@@ -176,6 +176,7 @@ std::string TestStateMachine::serialize() const {
     put_number(out, index);
     put_string(out, command);
   }
+  if (!app_state_.empty()) put_string(out, app_state_);
   return out;
 }
 
@@ -204,6 +205,7 @@ Status TestStateMachine::restore(const std::string& data) {
     good = reader.number(index) && reader.string(command);
     restored.commands_.emplace_back(index, std::move(command));
   }
+  if (good && !reader.done()) good = reader.string(restored.app_state_);
   if (!good || !reader.done()) {
     return make_error(ErrorCode::kCorrupt, "malformed test state machine snapshot");
   }
@@ -219,6 +221,7 @@ struct Cluster::Node {
   std::unique_ptr<storage::MemoryLogStore> store;
   std::unique_ptr<raft::Core> core;  // null while crashed or stopped
   TestStateMachine state_machine;
+  std::unique_ptr<raft::StateMachine> app;  // AppStateMachineHooks::make, when set
   bool stopped = false;
   uint64_t incarnation = 0;
   uint64_t slow_period_ms = 0;
@@ -344,6 +347,7 @@ void Cluster::start_core(Node& n) {
 
   n.state_machine = TestStateMachine(state.bootstrap_config);
   n.snapshot_index = 0;
+  if (options_.app.make) n.app = options_.app.make(n.id);
   if (state.snapshot) {
     Status restored = n.state_machine.restore(*state.snapshot->data);
     if (!restored.ok()) {
@@ -353,6 +357,8 @@ void Cluster::start_core(Node& n) {
     }
     n.snapshot_index = state.snapshot->meta.index;
   }
+  restore_app(n, n.state_machine, n.snapshot_index);
+  if (!violation_.empty()) return;
   n.core = std::make_unique<raft::Core>(config, std::move(initial));
   ++n.incarnation;
   n.inbox.clear();
@@ -520,6 +526,8 @@ void Cluster::handle_ready(Node& n) {
              " whose meta configuration differs from the configuration at that index");
         return;
       }
+      restore_app(n, restored, snapshot.meta.index);
+      if (!violation_.empty()) return;
       n.state_machine = std::move(restored);
       n.snapshot_index = snapshot.meta.index;
       ++n.snapshots_installed;
@@ -675,6 +683,17 @@ void Cluster::apply_committed(Node& n, const Entry& entry) {
     return;
   }
   mix_trace((n.id << 56) ^ (entry.index << 16) ^ entry.term);
+  if (n.app) {
+    std::any result;
+    if (entry.type == EntryType::kNormal) result = n.app->apply(entry.index, entry.data);
+    if (options_.app.on_apply) {
+      const std::string problem = options_.app.on_apply(n.id, entry, result, *n.app);
+      if (!problem.empty()) {
+        fail("node " + fmt_u(n.id) + " applying index " + fmt_u(entry.index) + ": " + problem);
+        return;
+      }
+    }
+  }
   if (entry.type == EntryType::kConfChange) {
     auto change = raft::decode_conf_change(entry.data);
     if (change.ok() && change->type == raft::ConfChangeType::kRemove) {
@@ -720,6 +739,7 @@ void Cluster::maybe_compact(Node& n) {
   if (options_.snapshot_every == 0) return;
   const Index applied = n.state_machine.applied_index();
   if (applied < n.snapshot_index + options_.snapshot_every) return;
+  if (n.app) n.state_machine.set_app_state(n.app->snapshot());
   auto data = std::make_shared<const std::string>(n.state_machine.serialize());
   Status compacted = n.core->compact(applied, data);
   if (!compacted.ok()) return;
@@ -747,6 +767,23 @@ void Cluster::maybe_compact(Node& n) {
   }
   mix_trace(0xC0AC7ull ^ (n.id << 32) ^ applied);
   trace("node " + fmt_u(n.id) + " compacts its log up to " + fmt_u(applied));
+}
+
+void Cluster::restore_app(Node& n, const TestStateMachine& restored, Index index) {
+  if (!n.app) return;
+  if (index > 0) {
+    Status status = n.app->restore(restored.app_state());
+    if (!status.ok()) {
+      fail("node " + fmt_u(n.id) + " cannot restore its app state machine from the snapshot at " +
+           fmt_u(index) + ": " + status.error().message);
+      return;
+    }
+  }
+  if (options_.app.on_restore) {
+    const std::string problem = options_.app.on_restore(n.id, index, *n.app);
+    if (!problem.empty())
+      fail("node " + fmt_u(n.id) + " restored at index " + fmt_u(index) + ": " + problem);
+  }
 }
 
 void Cluster::check_snapshot_data(const std::string& data, const char* what, NodeId by) {
@@ -1073,6 +1110,11 @@ raft::Core* Cluster::core(NodeId id) {
 
 const TestStateMachine& Cluster::state_machine(NodeId id) const {
   return node(id).state_machine;
+}
+
+const raft::StateMachine* Cluster::app_state_machine(NodeId id) const {
+  if (!nodes_.count(id) || !node(id).core) return nullptr;
+  return node(id).app.get();
 }
 
 const storage::MemoryLogStore& Cluster::store(NodeId id) const {

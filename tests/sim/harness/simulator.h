@@ -9,6 +9,7 @@
 // Raft's safety properties and records the first violation.
 #pragma once
 
+#include <any>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -23,6 +24,7 @@
 
 #include "common/result.h"
 #include "raft/core.h"
+#include "raft/state_machine.h"
 #include "raft/types.h"
 #include "storage/memory_log_store.h"
 
@@ -71,12 +73,17 @@ class TestStateMachine {
   // Applied application commands, in log order, with the index each was applied at.
   const std::vector<std::pair<Index, std::string>>& commands() const { return commands_; }
   bool has_command(const std::string& command) const;
+  // Opaque bytes of an application state machine carried inside this machine's snapshots (see
+  // AppStateMachineHooks); serialised only when non-empty, so the format is otherwise unchanged.
+  const std::string& app_state() const { return app_state_; }
+  void set_app_state(std::string app_state) { app_state_ = std::move(app_state); }
 
  private:
   Index applied_index_ = 0;
   Term applied_term_ = 0;
   raft::Configuration config_;
   std::vector<std::pair<Index, std::string>> commands_;
+  std::string app_state_;
 };
 
 // Applies a membership change to a configuration (what every node does when the change applies).
@@ -107,6 +114,23 @@ enum class InjectedBug : uint8_t {
   kCorruptEntry = 3,  // node 1's store persists a damaged copy of the entry at index 5
 };
 
+// An optional application state machine (e.g. the lock service) run beside every node's
+// TestStateMachine: it applies each committed kNormal entry, its snapshot() travels inside the
+// node's snapshots, and it is rebuilt on restart. Hooks return "" when fine, else a safety
+// violation that fails the run.
+struct AppStateMachineHooks {
+  // A fresh state machine for node `id` (at every start and restart). Empty: no app machine.
+  std::function<std::unique_ptr<raft::StateMachine>(NodeId id)> make;
+  // After node `id` applied committed `entry` (every entry type; `result` is what the app
+  // machine's apply returned, empty for no-op and membership entries).
+  std::function<std::string(NodeId id, const raft::Entry& entry, const std::any& result,
+                            const raft::StateMachine& app)>
+      on_apply;
+  // After node `id` (re)started or installed a snapshot: its app machine now stands at `index`
+  // (0 for a fresh node without a snapshot).
+  std::function<std::string(NodeId id, Index index, const raft::StateMachine& app)> on_restore;
+};
+
 struct ClusterOptions {
   size_t nodes = 3;
   uint64_t seed = 1;
@@ -128,6 +152,7 @@ struct ClusterOptions {
   // Print the first safety violation to stderr when it happens.
   bool report_violations = true;
   InjectedBug injected_bug = InjectedBug::kNone;
+  AppStateMachineHooks app;
 };
 
 struct MessageStats {
@@ -195,6 +220,9 @@ class Cluster {
   bool is_stopped(NodeId id) const;  // left the cluster for good
   raft::Core* core(NodeId id);       // nullptr while crashed / stopped
   const TestStateMachine& state_machine(NodeId id) const;
+  // The node's application state machine (AppStateMachineHooks); nullptr without one or while
+  // the node is down.
+  const raft::StateMachine* app_state_machine(NodeId id) const;
   const storage::MemoryLogStore& store(NodeId id) const;
   // Live nodes that currently believe they are leader.
   std::vector<NodeId> leaders() const;
@@ -287,6 +315,7 @@ class Cluster {
   void serve_reads(Node& n);
   void complete_read(Node& n, ReadRecord& record, Index read_index);
   void maybe_compact(Node& n);
+  void restore_app(Node& n, const TestStateMachine& restored, Index index);
   void after_event();
   void check_node(Node& n);
   void check_leader_completeness(Node& leader, Index first, Index last_checked);

@@ -1,0 +1,203 @@
+// raft::Node proposals: answered with the state machine's result for exactly their own entry,
+// forwarded from followers, and failed (never mis-answered) when leadership changes.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/runtime/runtime_harness.h"
+
+namespace raftlock::raft::runtime_testing {
+namespace {
+
+TEST(NodeProposal, AnsweredWithTheStateMachineResultOfItsOwnEntry) {
+  InProcessCluster cluster({});
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+
+  // Several client threads propose concurrently, so entries interleave in the log.
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 10;
+  std::vector<std::vector<std::pair<std::string, Result<std::any>>>> answers(kThreads);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&, t] {
+      std::vector<std::pair<std::string, std::future<Result<std::any>>>> pending;
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string command = "t" + std::to_string(t) + "-c" + std::to_string(i);
+        pending.emplace_back(command, cluster.node(*leader).propose(command));
+      }
+      for (auto& [command, future] : pending) answers[t].emplace_back(command, await(future));
+    });
+  }
+  for (auto& client : clients) client.join();
+
+  std::set<Index> indices;
+  for (const auto& per_thread : answers) {
+    for (const auto& [command, answer] : per_thread) {
+      ASSERT_TRUE(answer.ok()) << command << ": " << answer.error().message;
+      const std::string text = result_string(answer);
+      // "n<leader>:<command>@<index>": this node's result for this very command.
+      const std::string prefix = "n" + std::to_string(*leader) + ":" + command + "@";
+      ASSERT_EQ(text.rfind(prefix, 0), 0u) << command << " answered with " << text;
+      const Index index = std::stoull(text.substr(prefix.size()));
+      EXPECT_TRUE(indices.insert(index).second) << "two proposals answered for index " << index;
+      EXPECT_EQ(cluster.machine(*leader).command_at(index), command)
+          << "the state machine applied something else at " << index;
+    }
+  }
+  EXPECT_EQ(indices.size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+TEST(NodeProposal, FollowerForwardsToTheLeaderAndAnswersWithItsOwnApplyResult) {
+  InProcessCluster cluster({});
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  const NodeId follower = cluster.others(*leader).front();
+
+  std::vector<std::pair<std::string, std::future<Result<std::any>>>> pending;
+  for (int i = 0; i < 5; ++i) {
+    std::string command = "fwd-" + std::to_string(i);
+    pending.emplace_back(command, cluster.node(follower).propose(command));
+  }
+  for (auto& [command, future] : pending) {
+    const Result<std::any> answer = await(future);
+    ASSERT_TRUE(answer.ok()) << command << ": " << answer.error().message;
+    const std::string text = result_string(answer);
+    const std::string prefix = "n" + std::to_string(follower) + ":" + command + "@";
+    ASSERT_EQ(text.rfind(prefix, 0), 0u) << command << " answered with " << text;
+    const Index index = std::stoull(text.substr(prefix.size()));
+    EXPECT_EQ(cluster.machine(follower).command_at(index), command);
+    EXPECT_EQ(cluster.machine(*leader).command_at(index), command);
+  }
+  EXPECT_EQ(cluster.forwards(), 5u);
+  EXPECT_EQ(cluster.forwarded_appends().size(), 5u);
+}
+
+TEST(NodeProposal, FollowerWithoutForwarderAnswersNotLeader) {
+  ClusterConfig config;
+  config.forwarding = false;
+  InProcessCluster cluster(config);
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  auto future = cluster.node(cluster.others(*leader).front()).propose("x");
+  const Result<std::any> answer = await(future);
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.error().code, ErrorCode::kNotLeader);
+}
+
+TEST(NodeProposal, PendingProposalsFailDroppedWhenThePartitionedLeaderStepsDown) {
+  InProcessCluster cluster({});  // check_quorum: the isolated leader steps down by itself
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  cluster.isolate(*leader);
+  std::vector<std::future<Result<std::any>>> pending;
+  for (int i = 0; i < 5; ++i)
+    pending.push_back(cluster.node(*leader).propose("lost-" + std::to_string(i)));
+  // Promptly: within a few election timeouts (100-200 ms each), not never.
+  for (auto& future : pending) {
+    const Result<std::any> answer = await(future, 3s);
+    ASSERT_FALSE(answer.ok()) << "answered " << result_string(answer);
+    EXPECT_EQ(answer.error().code, ErrorCode::kDropped) << answer.error().message;
+  }
+  EXPECT_NE(cluster.node(*leader).status().core.role, Role::kLeader);
+
+  // The majority goes on; after healing the old leader's uncommitted entries are replaced.
+  const auto others = cluster.others(*leader);
+  const auto new_leader = cluster.wait_for_leader(others);
+  ASSERT_TRUE(new_leader.has_value());
+  auto next = cluster.node(*new_leader).propose("after");
+  ASSERT_TRUE(await(next).ok());
+  cluster.heal();
+  ASSERT_TRUE(
+      InProcessCluster::wait_until([&] { return cluster.machine(*leader).has_command("after"); }));
+  for (NodeId id : cluster.ids()) {
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_FALSE(cluster.machine(id).has_command("lost-" + std::to_string(i))) << "node " << id;
+    }
+  }
+}
+
+TEST(NodeProposal, StaleLeaderProposalsFailDroppedWhenANewLeaderOverwritesThem) {
+  ClusterConfig config;
+  config.check_quorum = false;  // the isolated leader believes it leads until it hears a new term
+  InProcessCluster cluster(config);
+  cluster.start_all();
+  const auto old_leader = cluster.wait_for_leader();
+  ASSERT_TRUE(old_leader.has_value());
+  cluster.isolate(*old_leader);
+  std::vector<std::future<Result<std::any>>> stale;
+  for (int i = 0; i < 3; ++i)
+    stale.push_back(cluster.node(*old_leader).propose("stale-" + std::to_string(i)));
+  const Index last_before = cluster.node(*old_leader).status().core.last_index;
+  // Appended (not committed) on the isolated leader.
+  ASSERT_TRUE(InProcessCluster::wait_until(
+      [&] { return cluster.node(*old_leader).status().core.last_index >= last_before + 3; }));
+
+  const auto others = cluster.others(*old_leader);
+  const auto new_leader = cluster.wait_for_leader(others);
+  ASSERT_TRUE(new_leader.has_value());
+  std::vector<std::pair<std::string, std::future<Result<std::any>>>> fresh;
+  for (int i = 0; i < 4; ++i) {
+    std::string command = "fresh-" + std::to_string(i);
+    fresh.emplace_back(command, cluster.node(*new_leader).propose(command));
+  }
+  for (auto& [command, future] : fresh) ASSERT_TRUE(await(future).ok()) << command;
+  // Still pending: the isolated leader cannot commit them.
+  for (auto& future : stale) EXPECT_EQ(future.wait_for(0ms), std::future_status::timeout);
+
+  cluster.heal();
+  for (auto& future : stale) {
+    const Result<std::any> answer = await(future, 5s);
+    ASSERT_FALSE(answer.ok()) << "a stale proposal was answered with " << result_string(answer);
+    EXPECT_EQ(answer.error().code, ErrorCode::kDropped);
+  }
+  // The stale indices now hold the new leader's entries on the old leader too.
+  ASSERT_TRUE(InProcessCluster::wait_until(
+      [&] { return cluster.machine(*old_leader).has_command("fresh-3"); }));
+  for (NodeId id : cluster.ids()) {
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_FALSE(cluster.machine(id).has_command("stale-" + std::to_string(i))) << "node " << id;
+    }
+  }
+}
+
+TEST(NodeProposal, ForwardedProposalWhoseIndexWasOverwrittenFailsDropped) {
+  InProcessCluster cluster({});
+  cluster.start_all();
+  const auto old_leader = cluster.wait_for_leader();
+  ASSERT_TRUE(old_leader.has_value());
+  const NodeId follower = cluster.others(*old_leader).front();
+
+  // The leader is cut off from the peers (not from the forwarding client path): the forwarded
+  // command is appended there but can never commit. Its answer is held back until a new leader
+  // has committed other entries over that index.
+  cluster.isolate(*old_leader);
+  cluster.hold_forward_answers();
+  auto forwarded = cluster.node(follower).propose("orphan");
+  ASSERT_TRUE(
+      InProcessCluster::wait_until([&] { return cluster.forwarded_appends().size() == 1; }));
+  const EntryId orphan = cluster.forwarded_appends().front();
+
+  const auto new_leader = cluster.wait_for_leader(cluster.others(*old_leader));
+  ASSERT_TRUE(new_leader.has_value());
+  std::vector<std::future<Result<std::any>>> fresh;
+  for (int i = 0; i < 4; ++i)
+    fresh.push_back(cluster.node(*new_leader).propose("fresh-" + std::to_string(i)));
+  for (auto& future : fresh) ASSERT_TRUE(await(future).ok());
+  ASSERT_TRUE(InProcessCluster::wait_until(
+      [&] { return cluster.node(follower).status().core.applied_index >= orphan.index; }));
+
+  cluster.release_forward_answers();
+  const Result<std::any> answer = await(forwarded);
+  ASSERT_FALSE(answer.ok()) << "the overwritten proposal was answered with "
+                            << result_string(answer);
+  EXPECT_EQ(answer.error().code, ErrorCode::kDropped) << answer.error().message;
+  EXPECT_FALSE(cluster.machine(follower).has_command("orphan"));
+}
+
+}  // namespace
+}  // namespace raftlock::raft::runtime_testing
