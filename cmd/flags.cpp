@@ -151,16 +151,9 @@ Result<ServerFlags> parse_server_flags(const std::vector<std::string>& args,
        }},
   };
 
-  // Environment first, then flags (a flag wins).
-  for (const auto& [name, setter] : setters) {
-    auto it = env.find(env_name(name));
-    if (it == env.end()) continue;
-    auto applied = setter(it->second);
-    if (!applied) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        applied.error().message + " (from " + env_name(name) + ")");
-    }
-  }
+  // Flags first, collected by name; then the environment for every flag not given (a flag wins,
+  // so a bad environment value is irrelevant when the flag overrides it).
+  std::map<std::string, std::string> given;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     if (arg == "-h" || arg == "--help") {
@@ -177,8 +170,7 @@ Result<ServerFlags> parse_server_flags(const std::vector<std::string>& args,
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
     }
-    auto it = setters.find(arg);
-    if (it == setters.end()) {
+    if (!setters.count(arg)) {
       return make_error(ErrorCode::kInvalidArgument, "unknown flag --" + arg + " (see --help)");
     }
     if (eq == std::string::npos) {
@@ -187,8 +179,19 @@ Result<ServerFlags> parse_server_flags(const std::vector<std::string>& args,
       }
       value = args[++i];
     }
-    auto applied = it->second(value);
-    if (!applied) return applied.error();
+    given[arg] = value;
+  }
+  for (const auto& [name, setter] : setters) {
+    if (auto flag = given.find(name); flag != given.end()) {
+      if (auto applied = setter(flag->second); !applied) return applied.error();
+      continue;
+    }
+    auto it = env.find(env_name(name));
+    if (it == env.end()) continue;
+    if (auto applied = setter(it->second); !applied) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        applied.error().message + " (from " + env_name(name) + ")");
+    }
   }
   if (flags.heartbeat_ms >= flags.election_timeout_ms) {
     return make_error(ErrorCode::kInvalidArgument,

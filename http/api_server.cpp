@@ -115,8 +115,21 @@ void write_failure(httplib::Response& response, const Error& error) {
   write_status_error(response, error);
 }
 
-// Maps the domain outcomes every command can produce that are not its success.
-void write_outcome_error(httplib::Response& response, const CommandResult& result) {
+// With ttl_ms the lease was created even if the lock or election was not granted: say which,
+// so the client can reuse or revoke it.
+Json created_lease_field(const std::optional<int64_t>& ttl_ms, const CommandResult& result) {
+  if (!ttl_ms || !result.lease) return Json::object();
+  return {{"lease_id", result.lease->lease_id}};
+}
+
+// Maps the domain outcomes every command can produce that are not its success; `extra` fields
+// are added to the error body.
+void write_outcome_error(httplib::Response& response, const CommandResult& result,
+                         Json extra = Json::object()) {
+  auto with = [&extra](Json fields) {
+    for (auto& [key, value] : extra.items()) fields[key] = value;
+    return fields;
+  };
   switch (result.outcome) {
     case Outcome::kLeaseNotFound:
       write_error(response, 404, "lease_not_found",
@@ -129,9 +142,10 @@ void write_outcome_error(httplib::Response& response, const CommandResult& resul
       write_error(response, 400, "invalid_argument", result.message);
       return;
     case Outcome::kLockHeld:
-      write_error(response, 409, "lock_held",
-                  result.message.empty() ? "The lock is held by another lease." : result.message,
-                  {{"holder", result.lock ? holder_json(result.lock->holder) : Json(nullptr)}});
+      write_error(
+          response, 409, "lock_held",
+          result.message.empty() ? "The lock is held by another lease." : result.message,
+          with({{"holder", result.lock ? holder_json(result.lock->holder) : Json(nullptr)}}));
       return;
     case Outcome::kNotHolder:
       write_error(response, 409, "not_holder", result.message,
@@ -141,7 +155,8 @@ void write_outcome_error(httplib::Response& response, const CommandResult& resul
       write_error(
           response, 409, "not_leader",
           result.message.empty() ? "This lease is not the election's leader." : result.message,
-          {{"leader", result.election ? leader_json(result.election->leader) : Json(nullptr)}});
+          with({{"leader",
+                 result.election ? leader_json(result.election->leader) : Json(nullptr)}}));
       return;
     default:
       write_error(
@@ -565,7 +580,7 @@ void ApiServer::acquire(const httplib::Request& request, httplib::Response& resp
   auto result = service_.acquire(acquire);
   if (!result) return write_failure(response, result.error());
   if (result->outcome != Outcome::kGranted || !result->lock || !result->lock->holder) {
-    return write_outcome_error(response, *result);
+    return write_outcome_error(response, *result, created_lease_field(ttl_ms, *result));
   }
   const auto& holder = *result->lock->holder;
   Json out = {{"name", name},
@@ -653,7 +668,7 @@ void ApiServer::campaign(const httplib::Request& request, httplib::Response& res
   auto result = service_.campaign(campaign);
   if (!result) return write_failure(response, result.error());
   if (result->outcome != Outcome::kGranted || !result->election) {
-    return write_outcome_error(response, *result);
+    return write_outcome_error(response, *result, created_lease_field(ttl_ms, *result));
   }
   write_json(response, 200, {{"name", name}, {"leader", leader_json(result->election->leader)}});
 }

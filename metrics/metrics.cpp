@@ -123,10 +123,10 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> r)
                                        "Snapshots received from the leader and installed.")),
       raft_snapshot_duration(histogram(*r, "raftlock_raft_snapshot_duration_seconds",
                                        "Time to take and store a local snapshot.", long_buckets())),
-      raft_snapshot_install_duration(histogram(
-          *r, "raftlock_raft_snapshot_install_duration_seconds",
-          "Time to restore the state machine from a snapshot received from the leader.",
-          long_buckets())),
+      raft_snapshot_install_duration(
+          histogram(*r, "raftlock_raft_snapshot_install_duration_seconds",
+                    "Time to restore the state machine from a snapshot received from the leader.",
+                    long_buckets())),
       raft_snapshot_bytes(gauge(*r, "raftlock_raft_snapshot_bytes",
                                 "Size of the latest snapshot taken or installed.")),
       lock_acquisitions(
@@ -138,7 +138,8 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> r)
                                    "Time acquire requests spent before being answered.",
                                    long_buckets())),
       locks_held(gauge(*r, "raftlock_locks_held", "Locks currently held.")),
-      lock_waiters(gauge(*r, "raftlock_lock_waiters", "Acquire requests queued behind held locks.")),
+      lock_waiters(
+          gauge(*r, "raftlock_lock_waiters", "Acquire requests queued behind held locks.")),
       leases_active(gauge(*r, "raftlock_leases_active", "Leases currently alive.")),
       lease_expirations(
           counter(*r, "raftlock_lease_expirations_total", "Leases that expired (TTL).")),
@@ -265,8 +266,7 @@ std::vector<MetricFamily> Metrics::transport_families(
   for (size_t i = 0; i < stats.dropped.size(); ++i) {
     ClientMetric metric;
     metric.label.push_back(
-        {"reason",
-         raft::transport::drop_reason_name(static_cast<raft::transport::DropReason>(i))});
+        {"reason", raft::transport::drop_reason_name(static_cast<raft::transport::DropReason>(i))});
     metric.counter.value = static_cast<double>(stats.dropped[i]);
     dropped.metric.push_back(std::move(metric));
   }
@@ -303,8 +303,9 @@ void RaftObserver::on_soft_state(const raft::SoftState& state) {
   // An election is counted once per term this node stood in: as a candidate, or straight as the
   // leader when the campaign was won within one step (a single voter).
   const bool stood = state.role == raft::Role::kCandidate || state.role == raft::Role::kLeader;
-  const bool already_stood = (last_.role == raft::Role::kCandidate ||
-                              last_.role == raft::Role::kLeader) && last_.term == state.term;
+  const bool already_stood =
+      (last_.role == raft::Role::kCandidate || last_.role == raft::Role::kLeader) &&
+      last_.term == state.term;
   if (stood && !already_stood) metrics_.raft_elections_started.Increment();
   if (state.role == raft::Role::kLeader && last_.role != raft::Role::kLeader) {
     metrics_.raft_elections_won.Increment();

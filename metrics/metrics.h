@@ -52,13 +52,13 @@ class Metrics {
   prometheus::Counter& raft_elections_started;
   prometheus::Counter& raft_elections_won;
   prometheus::Counter& raft_pre_vote_campaigns;
-  prometheus::Gauge& raft_last_index;     // set at scrape time
-  prometheus::Gauge& raft_commit_index;   // set at scrape time
-  prometheus::Gauge& raft_applied_index;  // set at scrape time
-  prometheus::Gauge& raft_proposals_pending;  // set at scrape time
-  prometheus::Gauge& raft_reads_pending;      // set at scrape time
-  prometheus::Gauge& raft_stopped;            // set at scrape time
-  prometheus::Histogram& raft_commit_latency;  // leader: appended -> committed
+  prometheus::Gauge& raft_last_index;             // set at scrape time
+  prometheus::Gauge& raft_commit_index;           // set at scrape time
+  prometheus::Gauge& raft_applied_index;          // set at scrape time
+  prometheus::Gauge& raft_proposals_pending;      // set at scrape time
+  prometheus::Gauge& raft_reads_pending;          // set at scrape time
+  prometheus::Gauge& raft_stopped;                // set at scrape time
+  prometheus::Histogram& raft_commit_latency;     // leader: appended -> committed
   prometheus::Histogram& raft_proposal_duration;  // this node's proposals: propose -> applied
   prometheus::Histogram& raft_apply_duration;
   prometheus::Counter& raft_entries_applied;

@@ -6,8 +6,9 @@ packages=(
   build-essential cmake pkg-config git
   libcpp-httplib-dev nlohmann-json3-dev libsqlite3-dev libspdlog-dev libgtest-dev libgmock-dev
   prometheus-cpp-dev curl
+  prometheus  # promtool and the server, for the metrics and scrape tests
 )
-# Optional extras (e.g. gcovr for coverage, prometheus for promtool) are passed as arguments.
+# Optional extras (e.g. gcovr for coverage) are passed as arguments.
 packages+=("$@")
 missing=()
 for p in "${packages[@]}"; do

@@ -254,6 +254,7 @@ void Node::run_loop() {
     handle_ready();
     if (loop_done_) break;
     maybe_snapshot();
+    if (loop_done_) break;  // the compaction failed: stop now, not after one more round
     publish_status();
   }
   // Shutdown: fail everything still waiting, and every task posted from now on.

@@ -87,6 +87,12 @@ TEST(Flags, EveryBadFlagIsRefusedWithOneLineNamingIt) {
   }
 }
 
+TEST(Flags, AValidFlagOverridesABadEnvironmentValue) {
+  auto flags = parse({"--heartbeat-ms", "50"}, {{"RAFTLOCK_HEARTBEAT_MS", "fast"}});
+  ASSERT_TRUE(flags.ok()) << flags.error().message;
+  EXPECT_EQ(flags->heartbeat_ms, 50);
+}
+
 TEST(Flags, BadEnvironmentValueNamesTheVariable) {
   auto flags = parse({}, {{"RAFTLOCK_HEARTBEAT_MS", "fast"}});
   ASSERT_FALSE(flags.ok());

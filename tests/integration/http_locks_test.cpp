@@ -439,5 +439,17 @@ TEST_F(HttpLocks, StaleReadsAnswerFromLocalState) {
   EXPECT_EQ(linearizable.body["fencing_token"], token);
 }
 
+TEST_F(HttpLocks, ARefusedAcquireWithTtlSaysWhichLeaseItCreated) {
+  const uint64_t holder = create_lease(leader_);
+  ASSERT_GT(acquire(leader_, "ttl-refused", holder), 0u);
+  auto refused = post(follower_, "/v1/locks/ttl-refused/acquire", {{"ttl_ms", 5000}});
+  expect_error(refused, 409, "lock_held");
+  ASSERT_TRUE(refused.body.contains("lease_id")) << refused.raw;
+  const uint64_t created = refused.body["lease_id"].get<uint64_t>();
+  // The lease exists and can be revoked by the client that now knows its id.
+  auto revoked = cluster_->request(leader_, "DELETE", "/v1/leases/" + std::to_string(created));
+  EXPECT_EQ(revoked.status, 200) << revoked.raw;
+}
+
 }  // namespace
 }  // namespace raftlock::testing

@@ -55,7 +55,9 @@ std::string acquire_series(const std::string& outcome) {
 class ObservabilityCluster : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    cluster_ = std::make_unique<Cluster>(3);
+    ClusterOptions options;
+    options.snapshot_every = kSnapshotEvery;
+    cluster_ = std::make_unique<Cluster>(3, options);
     cluster_->start_all();
     ASSERT_TRUE(cluster_->wait_for_leader().has_value()) << "no leader in the 3-node cluster";
   }
@@ -69,6 +71,7 @@ class ObservabilityCluster : public ::testing::Test {
       if (id != leader_) followers_.push_back(id);
     }
   }
+  static constexpr int kSnapshotEvery = 20;  // applied entries between local snapshots
 
   std::string metrics_of(int id) {
     auto reply = cluster_->request(id, "GET", "/metrics");
@@ -129,9 +132,9 @@ TEST_F(ObservabilityCluster, PromtoolAcceptsTheLiveMetricsOfEveryNodeAndNoUserSt
     EXPECT_EQ(checked.exit_code, 0) << "node " << id << ":\n" << checked.output;
     EXPECT_EQ(checked.output, "") << "promtool lint findings on node " << id << ":\n"
                                   << checked.output;
-    for (const std::string& user : {lock, election, std::string("obs-user-owner-Q1"),
-                                    std::string("obs-user-value-W2"), std::string("obs-user-path"),
-                                    std::to_string(lease)}) {
+    for (const std::string& user :
+         {lock, election, std::string("obs-user-owner-Q1"), std::string("obs-user-value-W2"),
+          std::string("obs-user-path"), std::to_string(lease)}) {
       EXPECT_EQ(text.find(user), std::string::npos)
           << "node " << id << " exposes the user-supplied string '" << user << "'";
     }
@@ -155,8 +158,7 @@ TEST_F(ObservabilityCluster, RaftAndPeerSeriesFollowTheClusterState) {
     EXPECT_EQ(sample(text, "raftlock_raft_leader_id"), leader_);
     EXPECT_EQ(sample(text, "raftlock_raft_term"), status["term"].get<double>());
     EXPECT_GE(sample(text, "raftlock_raft_commit_index").value_or(0), static_cast<double>(commit));
-    EXPECT_GE(sample(text, "raftlock_raft_applied_index").value_or(0),
-              static_cast<double>(commit));
+    EXPECT_GE(sample(text, "raftlock_raft_applied_index").value_or(0), static_cast<double>(commit));
     EXPECT_GE(sample(text, "raftlock_raft_last_index").value_or(0), static_cast<double>(commit));
     EXPECT_EQ(sample(text, "raftlock_raft_stopped"), 0);
     EXPECT_GE(sample(text, "raftlock_raft_leader_changes_total").value_or(0), 1);
@@ -176,28 +178,28 @@ TEST_F(ObservabilityCluster, RaftAndPeerSeriesFollowTheClusterState) {
             << "no series for the node itself";
         continue;
       }
-      EXPECT_GT(sample(text, peer_series("raftlock_transport_messages_sent_total", peer))
-                    .value_or(0),
-                0)
-          << "to " << peer;
-      EXPECT_GT(sample(text, peer_series("raftlock_transport_sent_bytes_total", peer)).value_or(0),
-                0)
-          << "to " << peer;
-      EXPECT_GT(sample(text, peer_series("raftlock_transport_messages_received_total", peer))
-                    .value_or(0),
-                0)
-          << "from " << peer;
-      EXPECT_GT(
-          sample(text, peer_series("raftlock_transport_received_bytes_total", peer)).value_or(0),
-          0)
-          << "from " << peer;
+      // Every pair has a series; the leader and each follower exchange messages both ways
+      // (two followers need not talk to each other).
+      const bool talks = is_leader || peer == leader_;
+      for (const char* name :
+           {"raftlock_transport_messages_sent_total", "raftlock_transport_sent_bytes_total",
+            "raftlock_transport_messages_received_total",
+            "raftlock_transport_received_bytes_total"}) {
+        auto v = sample(text, peer_series(name, peer));
+        ASSERT_TRUE(v.has_value()) << name << " for peer " << peer;
+        if (talks) {
+          EXPECT_GT(*v, 0) << name << " for peer " << peer;
+        }
+      }
       EXPECT_TRUE(sample(text, peer_series("raftlock_transport_send_failures_total", peer)));
       // Only the leader tracks its followers' progress.
       auto lag = sample(text, peer_series("raftlock_raft_follower_lag_entries", peer));
       EXPECT_EQ(lag.has_value(), is_leader) << "lag of " << peer;
       if (is_leader) {
-        EXPECT_GE(sample(text, peer_series("raftlock_raft_follower_match_index", peer)).value_or(0),
-                  static_cast<double>(commit) - 0.5 - (lag.value_or(0)));
+        // Lag is measured from the leader's last index (same scrape, same status snapshot).
+        auto match = sample(text, peer_series("raftlock_raft_follower_match_index", peer));
+        ASSERT_TRUE(match.has_value()) << "match index of " << peer;
+        EXPECT_EQ(*match + lag.value_or(-1), sample(text, "raftlock_raft_last_index").value_or(-2));
       }
     }
   }
@@ -214,8 +216,8 @@ TEST_F(ObservabilityCluster, LockAcquisitionsAreCountedByOutcomeWithRequestsByRo
     return sample(text, series).value_or(0);
   };
   const std::string lock = "obs-outcomes";
-  auto granted = cluster_->request(via, "POST", "/v1/locks/" + lock + "/acquire",
-                                   {{"ttl_ms", 60000}});
+  auto granted =
+      cluster_->request(via, "POST", "/v1/locks/" + lock + "/acquire", {{"ttl_ms", 60000}});
   ASSERT_EQ(granted.status, 200) << granted.raw;
   auto timed_out = cluster_->request(via, "POST", "/v1/locks/" + lock + "/acquire",
                                      {{"ttl_ms", 60000}, {"wait_ms", 100}});
@@ -252,8 +254,8 @@ TEST_F(ObservabilityCluster, LockAcquisitionsAreCountedByOutcomeWithRequestsByRo
 TEST_F(ObservabilityCluster, LocksHeldWaitersLeasesAndExpirationsAreExported) {
   const std::string lock = "obs-gauges";
   const uint64_t holder = new_lease(leader_);
-  auto granted = cluster_->request(leader_, "POST", "/v1/locks/" + lock + "/acquire",
-                                   {{"lease_id", holder}});
+  auto granted =
+      cluster_->request(leader_, "POST", "/v1/locks/" + lock + "/acquire", {{"lease_id", holder}});
   ASSERT_EQ(granted.status, 200) << granted.raw;
   const uint64_t token = granted.body["fencing_token"].get<uint64_t>();
   // A waiter queued behind the holder.
@@ -280,8 +282,9 @@ TEST_F(ObservabilityCluster, LocksHeldWaitersLeasesAndExpirationsAreExported) {
   for (int id : cluster_->ids()) expirations[id] = value(id, "raftlock_lease_expirations_total");
   new_lease(leader_, 1000);
   for (int id : cluster_->ids()) {
-    EXPECT_TRUE(wait_for_sample(id, "raftlock_lease_expirations_total",
-                                [&](double v) { return v >= expirations[id] + 1; }, 8s))
+    EXPECT_TRUE(wait_for_sample(
+        id, "raftlock_lease_expirations_total", [&](double v) { return v >= expirations[id] + 1; },
+        8s))
         << "node " << id << " never counted the expiry";
   }
 
@@ -300,19 +303,35 @@ TEST_F(ObservabilityCluster, LocksHeldWaitersLeasesAndExpirationsAreExported) {
   }
 }
 
+TEST_F(ObservabilityCluster, LocalSnapshotsAreCountedWithTheirDurationAndSize) {
+  std::map<int, double> taken;
+  for (int id : cluster_->ids()) taken[id] = value(id, "raftlock_raft_snapshots_taken_total");
+  for (int i = 0; i < kSnapshotEvery + 5; ++i) new_lease(leader_);
+  const uint64_t commit = cluster_->status(leader_)["commit_index"].get<uint64_t>();
+  ASSERT_TRUE(cluster_->wait_for_applied(commit, 5s));
+  for (int id : cluster_->ids()) {
+    SCOPED_TRACE("node " + std::to_string(id));
+    EXPECT_TRUE(wait_for_sample(id, "raftlock_raft_snapshots_taken_total",
+                                [&](double v) { return v >= taken[id] + 1; }));
+    const std::string text = metrics_of(id);
+    EXPECT_GE(sample(text, "raftlock_raft_snapshot_duration_seconds_count").value_or(0),
+              sample(text, "raftlock_raft_snapshots_taken_total").value_or(-1));
+    EXPECT_GT(sample(text, "raftlock_raft_snapshot_bytes").value_or(0), 0);
+  }
+}
+
 // Every metric name a PromQL expression (or rule) refers to is in a live node's exposition:
 // a sample of that exact name, and for a _bucket/_sum/_count name the family is a histogram.
 void expect_exported(const std::string& name, const std::set<std::string>& samples,
                      const std::map<std::string, std::string>& types, const std::string& where) {
-  EXPECT_TRUE(samples.count(name)) << where << " uses " << name
-                                   << ", which a live node does not export";
+  EXPECT_TRUE(samples.count(name))
+      << where << " uses " << name << ", which a live node does not export";
   for (const std::string suffix : {"_bucket", "_sum", "_count"}) {
     if (name.size() > suffix.size() &&
         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
       const std::string family = name.substr(0, name.size() - suffix.size());
       auto type = types.find(family);
-      EXPECT_TRUE(type != types.end() && (type->second == "histogram" ||
-                                          type->second == "summary"))
+      EXPECT_TRUE(type != types.end() && (type->second == "histogram" || type->second == "summary"))
           << where << " uses " << name << " but " << family << " is not a histogram";
       return;
     }
@@ -399,12 +418,10 @@ class PrometheusServer {
            << "scrape_configs:\n  - job_name: raftlock\n    static_configs:\n      - targets:\n";
     for (const auto& target : targets) config << "          - " << target << "\n";
     config.close();
-    const std::vector<std::string> args = {binary,
-                                           "--config.file=" + dir_ + "/prometheus.yml",
-                                           "--storage.tsdb.path=" + dir_ + "/data",
-                                           "--web.listen-address=127.0.0.1:" +
-                                               std::to_string(port_),
-                                           "--log.level=warn"};
+    const std::vector<std::string> args = {
+        binary, "--config.file=" + dir_ + "/prometheus.yml",
+        "--storage.tsdb.path=" + dir_ + "/data",
+        "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"};
     const int log_fd = ::open((dir_ + "/prometheus.log").c_str(), O_WRONLY | O_CREAT, 0644);
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -483,7 +500,7 @@ TEST(PrometheusScrape, ARealPrometheusSeesTheLeaderChangeAfterTheLeaderIsKilled)
   auto binary = tools::find_tool("prometheus");
   if (!binary) {
     GTEST_SKIP() << "the prometheus server binary is not installed (Debian package "
-                    "'prometheus'; packaging/install-deps.sh prometheus)";
+                    "'prometheus', installed by packaging/install-deps.sh)";
   }
   Cluster cluster(3);
   cluster.start_all();

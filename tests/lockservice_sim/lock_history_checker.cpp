@@ -65,8 +65,8 @@ std::string describe(const Command& command) {
 
 std::string LockHistoryChecker::check(raft::Index index, const Command& command,
                                       const CommandResult& result) {
-  const std::string where =
-      "index " + num(index) + " " + describe(command) + " -> " + outcome_name(result.outcome) + ": ";
+  const std::string where = "index " + num(index) + " " + describe(command) + " -> " +
+                            outcome_name(result.outcome) + ": ";
   if (index <= last_index_) {
     return where + "applied after index " + num(last_index_) + " (history out of order)";
   }
@@ -107,16 +107,15 @@ std::string LockHistoryChecker::apply_events(raft::Index index, const Command& c
   const std::optional<LeaseId> lease = lease_of(command);
   if (outcome == Outcome::kLeaseNotFound && lease && alive(*lease)) {
     const auto* expire = std::get_if<ExpireLease>(&command);
-    const bool stale_expiry = expire && expire->created_index != 0 &&
-                              expire->created_index != leases_.at(*lease);
+    const bool stale_expiry =
+        expire && expire->created_index != 0 && expire->created_index != leases_.at(*lease);
     if (!stale_expiry) return "lease " + num(*lease) + " is alive but was reported not found";
   }
-  const bool needs_lease = std::holds_alternative<Acquire>(command) ||
-                           std::holds_alternative<Campaign>(command) ||
-                           std::holds_alternative<CancelWait>(command) ||
-                           std::holds_alternative<CancelCampaign>(command) ||
-                           std::holds_alternative<RevokeLease>(command) ||
-                           std::holds_alternative<ExpireLease>(command);
+  const bool needs_lease =
+      std::holds_alternative<Acquire>(command) || std::holds_alternative<Campaign>(command) ||
+      std::holds_alternative<CancelWait>(command) ||
+      std::holds_alternative<CancelCampaign>(command) ||
+      std::holds_alternative<RevokeLease>(command) || std::holds_alternative<ExpireLease>(command);
   if (needs_lease && lease && !alive(*lease) &&
       (outcome == Outcome::kGranted || outcome == Outcome::kQueued ||
        (outcome == Outcome::kOk && !std::holds_alternative<CreateLease>(command)))) {
@@ -157,7 +156,8 @@ std::string LockHistoryChecker::apply_events(raft::Index index, const Command& c
     if (outcome != Outcome::kGranted) erase_value(election.candidates, cancel->lease_id);
   } else if (const auto* end = std::get_if<EndLockDelay>(&command)) {
     LockModel& lock = locks_[end->name];
-    if (lock.delay_started && (end->started_index == 0 || end->started_index == *lock.delay_started)) {
+    if (lock.delay_started &&
+        (end->started_index == 0 || end->started_index == *lock.delay_started)) {
       lock.delay_started.reset();
     }
   } else if (const auto* acquire = std::get_if<Acquire>(&command)) {
@@ -264,7 +264,8 @@ std::string LockHistoryChecker::grant_lock(raft::Index index, const Command& com
   }
   if (!alive(e.lease_id)) return what + "the lease is not alive at this index";
   if (lock.delay_started) return what + "the lock is in lock-delay";
-  if (e.fencing_token != index) return what + "fencing token " + num(e.fencing_token) + " is not the index";
+  if (e.fencing_token != index)
+    return what + "fencing token " + num(e.fencing_token) + " is not the index";
   if (e.fencing_token <= lock.last_token) {
     return what + "fencing token " + num(e.fencing_token) + " not above the previous " +
            num(lock.last_token);
@@ -295,20 +296,23 @@ std::string LockHistoryChecker::lead_election(raft::Index index, const Command& 
   ElectionModel& election = elections_[e.name];
   const std::string what = "election " + e.name + " change: ";
   if (!e.leader) {
-    if (election.leader) return what + "reports no leader while lease " + num(election.leader->lease_id) + " leads";
+    if (election.leader)
+      return what + "reports no leader while lease " + num(election.leader->lease_id) + " leads";
     if (!election.candidates.empty()) return what + "no leader while candidates wait";
     return "";
   }
   const ElectionLeaderView& leader = *e.leader;
   if (election.leader && election.leader->lease_id == leader.lease_id &&
       election.leader->token == leader.fencing_token) {
-    if (!std::holds_alternative<Proclaim>(command)) return what + "value changed without a proclaim";
+    if (!std::holds_alternative<Proclaim>(command))
+      return what + "value changed without a proclaim";
     return "";
   }
   if (election.leader) {
     return what + "second leader (lease " + num(election.leader->lease_id) + " leads)";
   }
-  if (!alive(leader.lease_id)) return what + "leader lease " + num(leader.lease_id) + " is not alive";
+  if (!alive(leader.lease_id))
+    return what + "leader lease " + num(leader.lease_id) + " is not alive";
   if (leader.fencing_token != index || leader.fencing_token <= election.last_token) {
     return what + "fencing token " + num(leader.fencing_token) + " not the index or not increasing";
   }
@@ -373,11 +377,11 @@ std::string LockHistoryChecker::check_references() const {
   }
   for (const auto& [name, election] : elections_) {
     if (election.leader && !alive(election.leader->lease_id)) {
-      return "election " + name + " is still led by ended lease " +
-             num(election.leader->lease_id);
+      return "election " + name + " is still led by ended lease " + num(election.leader->lease_id);
     }
     for (LeaseId candidate : election.candidates) {
-      if (!alive(candidate)) return "ended lease " + num(candidate) + " still campaigns for " + name;
+      if (!alive(candidate))
+        return "ended lease " + num(candidate) + " still campaigns for " + name;
     }
   }
   return "";
@@ -394,7 +398,8 @@ std::string check_machine_state(const LockStateMachine& machine,
     if (!lease) return "listed lease " + num(id) + " cannot be read";
     for (const auto& name : lease->locks) {
       auto [it, inserted] = held_by.emplace(name, id);
-      if (!inserted) return "lock " + name + " held by leases " + num(it->second) + " and " + num(id);
+      if (!inserted)
+        return "lock " + name + " held by leases " + num(it->second) + " and " + num(id);
     }
   }
   for (const auto& name : lock_names) {

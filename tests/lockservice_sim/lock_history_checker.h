@@ -60,8 +60,7 @@ class LockHistoryChecker {
     FencingToken last_token = 0;
   };
 
-  std::string apply_events(raft::Index index, const Command& command,
-                           const CommandResult& result);
+  std::string apply_events(raft::Index index, const Command& command, const CommandResult& result);
   std::string grant_lock(raft::Index index, const Command& command, const LockGrantedEvent& e);
   std::string lead_election(raft::Index index, const Command& command,
                             const ElectionChangedEvent& e);

@@ -1,12 +1,13 @@
 // Unit tests of metrics::Metrics and metrics::RaftObserver: what each observation records, the
 // scrape-time families, label hygiene, and that promtool accepts the whole exposition.
+#include "metrics/metrics.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <sstream>
 #include <string>
 
-#include "metrics/metrics.h"
 #include "tests/metrics/prometheus_tools.h"
 
 namespace raftlock::metrics {
@@ -35,13 +36,13 @@ double value_of(const Metrics& metrics, const std::string& series) {
 TEST(RaftObserver, CountsLeaderChangesElectionsAndPreVotesFromSoftStates) {
   Metrics metrics;
   RaftObserver observer(metrics);
-  observer.on_soft_state(SoftState{Role::kFollower, 2, 1});       // learns leader 2
-  observer.on_soft_state(SoftState{Role::kFollower, 0, 1});       // loses it
-  observer.on_soft_state(SoftState{Role::kPreCandidate, 0, 1});   // pre-vote round
-  observer.on_soft_state(SoftState{Role::kCandidate, 0, 2});      // election at term 2
-  observer.on_soft_state(SoftState{Role::kCandidate, 0, 3});      // split vote: another at term 3
-  observer.on_soft_state(SoftState{Role::kLeader, 1, 3});         // won term 3
-  observer.on_soft_state(SoftState{Role::kFollower, 3, 4});       // deposed, leader 3
+  observer.on_soft_state(SoftState{Role::kFollower, 2, 1});      // learns leader 2
+  observer.on_soft_state(SoftState{Role::kFollower, 0, 1});      // loses it
+  observer.on_soft_state(SoftState{Role::kPreCandidate, 0, 1});  // pre-vote round
+  observer.on_soft_state(SoftState{Role::kCandidate, 0, 2});     // election at term 2
+  observer.on_soft_state(SoftState{Role::kCandidate, 0, 3});     // split vote: another at term 3
+  observer.on_soft_state(SoftState{Role::kLeader, 1, 3});        // won term 3
+  observer.on_soft_state(SoftState{Role::kFollower, 3, 4});      // deposed, leader 3
 
   EXPECT_EQ(value_of(metrics, "raftlock_raft_leader_changes_total"), 3);  // 2, 1, 3
   EXPECT_EQ(value_of(metrics, "raftlock_raft_pre_vote_campaigns_total"), 1);
@@ -235,19 +236,22 @@ TEST(Metrics, RequestsAreLabelledByRoutePatternNeverByTheUsersPath) {
   metrics.observe_request("unmatched", "BREW", 404, 1ms);  // an odd method is not a label value
   const std::string text = metrics.serialize();
   EXPECT_EQ(
-      sample(text,
-             R"(raftlock_http_requests_total{code="200",method="POST",route="/v1/locks/{name}/acquire"})"),
+      sample(
+          text,
+          R"(raftlock_http_requests_total{code="200",method="POST",route="/v1/locks/{name}/acquire"})"),
       2);
   EXPECT_EQ(
-      sample(text,
-             R"(raftlock_http_requests_total{code="409",method="POST",route="/v1/locks/{name}/acquire"})"),
+      sample(
+          text,
+          R"(raftlock_http_requests_total{code="409",method="POST",route="/v1/locks/{name}/acquire"})"),
       1);
   EXPECT_EQ(
       sample(text, R"(raftlock_http_requests_total{code="404",method="other",route="unmatched"})"),
       1);
-  EXPECT_EQ(sample(text,
-                   R"(raftlock_http_request_duration_seconds_count{route="/v1/locks/{name}/acquire"})"),
-            3);
+  EXPECT_EQ(
+      sample(text,
+             R"(raftlock_http_request_duration_seconds_count{route="/v1/locks/{name}/acquire"})"),
+      3);
   EXPECT_EQ(text.find("BREW"), std::string::npos);
 }
 
@@ -255,9 +259,9 @@ TEST(Metrics, EveryAcquireOutcomeSeriesExistsFromTheStart) {
   Metrics metrics;
   const std::string text = metrics.serialize();
   for (const char* outcome : {"granted", "timed_out", "rejected", "failed"}) {
-    EXPECT_EQ(sample(text, std::string("raftlock_lock_acquisitions_total{outcome=\"") + outcome +
-                               "\"}"),
-              0)
+    EXPECT_EQ(
+        sample(text, std::string("raftlock_lock_acquisitions_total{outcome=\"") + outcome + "\"}"),
+        0)
         << outcome;
   }
 }

@@ -28,10 +28,11 @@ std::optional<std::string> promtool() {
   return tools::find_tool("promtool");
 }
 
-#define REQUIRE_PROMTOOL(var)                                                                  \
-  auto var = promtool();                                                                       \
-  if (!var) GTEST_SKIP() << "promtool is not installed (Debian package 'prometheus'); install " \
-                            "it with packaging/install-deps.sh prometheus"
+#define REQUIRE_PROMTOOL(var)                                                         \
+  auto var = promtool();                                                              \
+  if (!var)                                                                           \
+  GTEST_SKIP() << "promtool is not installed (Debian package 'prometheus'); install " \
+                  "it with packaging/install-deps.sh"
 
 TEST(PrometheusPackaging, PromtoolAcceptsTheScrapeConfigAndItsRuleFile) {
   REQUIRE_PROMTOOL(tool);
@@ -144,8 +145,8 @@ TEST(GrafanaDashboard, EveryQueryIsValidPromQL) {
     for (size_t at = expr.find("$job"); at != std::string::npos; at = expr.find("$job", at)) {
       expr.replace(at, 4, ".*");
     }
-    rules += "      - record: dashboard:query" + std::to_string(n++) + "\n        expr: " +
-             Json(expr).dump() + "\n";
+    rules += "      - record: dashboard:query" + std::to_string(n++) +
+             "\n        expr: " + Json(expr).dump() + "\n";
   }
   ASSERT_GT(n, 20);
   char path[] = "/tmp/raftlock-dashboard-rules-XXXXXX";

@@ -5,10 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <cctype>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -117,12 +117,12 @@ inline std::map<std::string, std::string> family_types(const std::string& exposi
 // or numbers.
 inline std::set<std::string> promql_metric_names(const std::string& expr) {
   static const std::set<std::string> kKeywords = {
-      "by",     "without", "on",     "ignoring", "group_left", "group_right", "and",   "or",
-      "unless", "bool",    "offset", "sum",      "min",        "max",         "avg",   "count",
-      "stddev", "stdvar",  "topk",   "bottomk",  "quantile",   "count_values", "group", "inf",
-      "nan",    "atan2"};
-  static const std::set<std::string> kGrouping = {"by",         "without",    "on",
-                                                  "ignoring",   "group_left", "group_right"};
+      "by",           "without", "on",     "ignoring", "group_left", "group_right", "and",
+      "or",           "unless",  "bool",   "offset",   "sum",        "min",         "max",
+      "avg",          "count",   "stddev", "stdvar",   "topk",       "bottomk",     "quantile",
+      "count_values", "group",   "inf",    "nan",      "atan2"};
+  static const std::set<std::string> kGrouping = {"by",       "without",    "on",
+                                                  "ignoring", "group_left", "group_right"};
   std::set<std::string> names;
   size_t i = 0;
   auto skip_until = [&](char close) {

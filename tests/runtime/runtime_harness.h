@@ -301,6 +301,12 @@ class InProcessCluster {
     std::lock_guard lock(mu_);
     isolated_.insert(id);
   }
+  // Ends every isolation (keeps the drop filter).
+  void reconnect_all() {
+    std::lock_guard lock(mu_);
+    isolated_.clear();
+  }
+  // Ends every isolation and removes the drop filter.
   void heal() {
     std::lock_guard lock(mu_);
     isolated_.clear();
