@@ -339,6 +339,9 @@ void Node::handle_ready() {
     }
     core_->advance(ready);
     if (core_->commit_index() > last_heard_commit_) last_heard_commit_ = core_->commit_index();
+    publish_status();
+    for (Completion& done : completions_) done.promise->set_value(std::move(done.value));
+    completions_.clear();
     serve_reads();
     const Configuration& config = core_->config();
     if (!(config == last_config_)) {
@@ -370,10 +373,11 @@ void Node::apply_entries(const std::vector<Entry>& entries) {
     if (it == proposals_.end()) continue;
     if (it->second.term == entry.term) {
       if (observer_) observer_->on_commit_latency(Clock::now() - it->second.proposed_at);
-      it->second.promise->set_value(std::move(result));
+      completions_.push_back(Completion{it->second.promise, std::move(result)});
     } else {
-      it->second.promise->set_value(
-          make_error(ErrorCode::kDropped, "another entry was committed at that index; retry"));
+      completions_.push_back(Completion{
+          it->second.promise,
+          make_error(ErrorCode::kDropped, "another entry was committed at that index; retry")});
     }
     proposals_.erase(it);
   }

@@ -50,9 +50,9 @@ struct NodeOptions {
 // Status of the node as last published by the loop (safe to read from any thread).
 struct NodeStatus {
   CoreStatus core;
-  bool stopped = false;         // the loop has stopped (shutdown or a storage failure)
-  std::string stop_reason;      // why, when it stopped on its own
-  Index last_heard_commit = 0;  // highest commit index this node has heard of
+  bool stopped = false;          // the loop has stopped (shutdown or a storage failure)
+  std::string stop_reason;       // why, when it stopped on its own
+  Index last_heard_commit = 0;   // highest commit index this node has heard of
   size_t pending_proposals = 0;  // proposals waiting to be applied (metrics)
   size_t pending_reads = 0;      // read barriers waiting for their index (metrics)
 };
@@ -161,6 +161,13 @@ class Node {
     std::any result;
   };
   std::deque<AppliedResult> recent_results_;
+  // Answers to proposals applied in the current Ready; given out only after the published status
+  // covers them (a client that got its answer never reads an older applied_index).
+  struct Completion {
+    std::shared_ptr<std::promise<Result<std::any>>> promise;
+    Result<std::any> value;
+  };
+  std::vector<Completion> completions_;
   static constexpr size_t kRecentResults = 4096;
   SoftState soft_state_;
   Index last_heard_commit_ = 0;

@@ -57,6 +57,8 @@ TEST(LockHistoryChecker, AcceptsTheRealStateMachinesHistory) {
   EXPECT_EQ(r.run(Release{"a", 1, first.lock->fencing_token.value() + 1}).outcome,
             Outcome::kNotHolder);
   EXPECT_EQ(r.run(Release{"a", 1, *first.lock->fencing_token}).outcome, Outcome::kOk);  // -> 2
+  // A retried release (same lease and token) answers ok again and changes nothing.
+  EXPECT_EQ(r.run(Release{"a", 1, *first.lock->fencing_token}).outcome, Outcome::kOk);
   EXPECT_EQ(r.run(CancelWait{"a", 3}).outcome, Outcome::kLockHeld);  // 3 leaves the queue
   EXPECT_EQ(r.run(acquire("a", 4, true)).outcome, Outcome::kQueued);
   EXPECT_EQ(r.run(RevokeLease{2}).outcome, Outcome::kOk);  // -> 4
@@ -133,6 +135,28 @@ TEST(LockHistoryChecker, RejectsASecondHolder) {
       {acquire("a", 2, true), granted("a", 2, 4, Outcome::kQueued)},
   });
   EXPECT_NE(queued_grant.find("second holder"), std::string::npos) << queued_grant;
+}
+
+TEST(LockHistoryChecker, RejectsAReleaseFromANonHolder) {
+  const std::string problem = first_violation({
+      {CreateLease{1, 10000}, created(1)},
+      {CreateLease{2, 10000}, created(2)},
+      {acquire("a", 1), granted("a", 1, 3)},
+      {Release{"a", 2, 3}, plain(Outcome::kOk)},
+  });
+  EXPECT_NE(problem.find("non-holder"), std::string::npos) << problem;
+  // A release that took effect, then the lock moved on: an old (lease, token) that is not the
+  // last release must be refused.
+  const std::string stale = first_violation({
+      {CreateLease{1, 10000}, created(1)},
+      {CreateLease{2, 10000}, created(2)},
+      {acquire("a", 1), granted("a", 1, 3)},
+      {Release{"a", 1, 3}, plain(Outcome::kOk)},
+      {acquire("a", 2), granted("a", 2, 5)},
+      {Release{"a", 2, 5}, plain(Outcome::kOk)},
+      {Release{"a", 1, 3}, plain(Outcome::kOk)},
+  });
+  EXPECT_NE(stale.find("non-holder"), std::string::npos) << stale;
 }
 
 TEST(LockHistoryChecker, RejectsAFencingTokenThatIsNotTheGrantIndex) {

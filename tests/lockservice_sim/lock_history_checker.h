@@ -53,6 +53,7 @@ class LockHistoryChecker {
     std::deque<LeaseId> queue;  // enqueue order
     FencingToken last_token = 0;
     std::optional<raft::Index> delay_started;
+    std::optional<Holder> last_release;  // the last release that took effect (retries answer ok)
   };
   struct ElectionModel {
     std::optional<Holder> leader;

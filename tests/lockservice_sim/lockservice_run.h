@@ -67,6 +67,8 @@ class LockClusterChecker {
   };
   std::map<raft::Index, Canonical> canonical_;  // by index: state after applying it
   std::map<raft::NodeId, raft::Index> applied_;
+  // Per node: hash and size of its state as of its last apply or restore.
+  std::map<raft::NodeId, std::pair<uint64_t, size_t>> state_;
   LockHistoryChecker history_;
   uint64_t applies_checked_ = 0;
   uint64_t restores_checked_ = 0;
