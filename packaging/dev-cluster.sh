@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/packaging/install-deps.sh"
 echo "building (first time takes a few minutes)..."
-bash "$root/packaging/build.sh"
+RAFTLOCK_TARGETS=raftlockd bash "$root/packaging/build.sh"
 bin="${RAFTLOCK_BUILD_DIR:-$root/build}/bin/raftlockd"
 data="$root/.cluster"
 mkdir -p "$data"

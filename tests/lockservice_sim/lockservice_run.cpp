@@ -254,7 +254,7 @@ LockRunResult run_lockservice_random(const LockRunOptions& run) {
   options.app.on_restore = [checker](NodeId node, Index index, const raft::StateMachine& machine) {
     return checker->on_restore(node, index, machine);
   };
-  const uint64_t chaos_ms = setup.between(8000, 16000);
+  const uint64_t chaos_ms = setup.between(3000, 6000);
 
   Cluster cluster(options);
   SimRandom& random = cluster.random();

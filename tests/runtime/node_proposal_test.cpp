@@ -69,7 +69,11 @@ TEST(NodeProposal, FollowerForwardsToTheLeaderAndAnswersWithItsOwnApplyResult) {
     ASSERT_EQ(text.rfind(prefix, 0), 0u) << command << " answered with " << text;
     const Index index = std::stoull(text.substr(prefix.size()));
     EXPECT_EQ(cluster.machine(follower).command_at(index), command);
-    EXPECT_EQ(cluster.machine(*leader).command_at(index), command);
+    // The leader applies it too (possibly after the follower: it sends the commit first).
+    EXPECT_TRUE(InProcessCluster::wait_until([&] {
+      return cluster.machine(*leader).command_at(index) == command;
+    })) << command
+        << " at " << index;
   }
   EXPECT_EQ(cluster.forwards(), 5u);
   EXPECT_EQ(cluster.forwarded_appends().size(), 5u);
@@ -103,7 +107,8 @@ TEST(NodeProposal, PendingProposalsFailDroppedWhenThePartitionedLeaderStepsDown)
     ASSERT_FALSE(answer.ok()) << "answered " << result_string(answer);
     EXPECT_EQ(answer.error().code, ErrorCode::kDropped) << answer.error().message;
   }
-  EXPECT_NE(cluster.node(*leader).status().core.role, Role::kLeader);
+  EXPECT_TRUE(InProcessCluster::wait_until(
+      [&] { return cluster.node(*leader).status().core.role != Role::kLeader; }));
 
   // The majority goes on; after healing the old leader's uncommitted entries are replaced.
   const auto others = cluster.others(*leader);
