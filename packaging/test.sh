@@ -2,7 +2,8 @@
 # Installs what is missing, builds raftlock and runs the whole test suite:
 #   1. a RelWithDebInfo build: every test (unit, simulation, storage, transport, lock service,
 #      integration with real raftlockd processes);
-#   2. an ASan+UBSan build: the unit and simulation tests.
+#   2. an ASan+UBSan build: the unit, runtime and simulation tests;
+#   3. a TSan build of the node-runtime concurrency tests (tests/runtime).
 # Set RAFTLOCK_SKIP_SANITIZERS=1 to run only the first part.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,9 +19,16 @@ echo "== tests =="
 if [ "${RAFTLOCK_SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== build (ASan+UBSan) =="
   RAFTLOCK_BUILD_DIR="$root/build-asan" RAFTLOCK_BUILD_TYPE=Debug \
+    RAFTLOCK_TARGETS="test_raft test_sim test_storage test_lockservice test_lockservice_sim test_transport test_runtime test_cmd" \
     bash "$root/packaging/build.sh" -DRAFTLOCK_SANITIZE=address
-  echo "== tests under ASan+UBSan (unit and simulation) =="
+  echo "== tests under ASan+UBSan (unit, runtime and simulation) =="
   (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --output-on-failure -j"$jobs" --timeout 900 -L 'raft|sim|storage|lockservice|transport')
+    ctest --output-on-failure -j"$jobs" --timeout 900 -L 'raft|sim|storage|lockservice|transport|runtime|cmd')
+  echo "== build (TSan: node runtime) =="
+  RAFTLOCK_BUILD_DIR="$root/build-tsan" RAFTLOCK_BUILD_TYPE=Debug RAFTLOCK_TARGETS=test_runtime \
+    bash "$root/packaging/build.sh" -DRAFTLOCK_SANITIZE=thread
+  echo "== concurrency tests under TSan =="
+  (cd "$root/build-tsan" && TSAN_OPTIONS=halt_on_error=1 \
+    ctest --output-on-failure -j"$jobs" --timeout 900 -L runtime)
 fi
 echo "== all tests passed in $(( $(date +%s) - start )) s =="

@@ -26,10 +26,12 @@ namespace raftlock::raft {
 
 struct Config {
   NodeId id = kNoNode;
-  int election_ticks = 10;   // base election timeout; randomised in [election_ticks, 2*election_ticks)
-  int heartbeat_ticks = 1;   // leader heartbeat interval
-  bool pre_vote = true;      // thesis §9.6
-  bool check_quorum = true;  // a leader that has not heard from a quorum for an election timeout steps down
+  int election_ticks =
+      10;  // base election timeout; randomised in [election_ticks, 2*election_ticks)
+  int heartbeat_ticks = 1;  // leader heartbeat interval
+  bool pre_vote = true;     // thesis §9.6
+  bool check_quorum =
+      true;  // a leader that has not heard from a quorum for an election timeout steps down
   size_t max_message_bytes = 1 << 20;  // cap on entry bytes per append message
   size_t max_inflight = 256;           // append messages in flight per follower when replicating
   uint64_t random_seed = 1;            // seeds the election-timeout randomisation
@@ -68,13 +70,13 @@ struct CoreStatus {
 };
 
 struct Ready {
-  std::optional<SoftState> soft_state;  // set when role, leader or term changed
-  std::optional<HardState> hard_state;  // set when it must be persisted
-  std::optional<Snapshot> snapshot;     // a snapshot received from the leader: persist and install
-  std::vector<Entry> entries;           // to persist (append with suffix truncation)
-  std::vector<Message> messages;        // to send after persisting
-  std::vector<Entry> committed_entries; // to apply in order
-  std::vector<ReadState> read_states;   // reads whose index is known
+  std::optional<SoftState> soft_state;   // set when role, leader or term changed
+  std::optional<HardState> hard_state;   // set when it must be persisted
+  std::optional<Snapshot> snapshot;      // a snapshot received from the leader: persist and install
+  std::vector<Entry> entries;            // to persist (append with suffix truncation)
+  std::vector<Message> messages;         // to send after persisting
+  std::vector<Entry> committed_entries;  // to apply in order
+  std::vector<ReadState> read_states;    // reads whose index is known
 
   bool empty() const {
     return !soft_state && !hard_state && !snapshot && entries.empty() && messages.empty() &&

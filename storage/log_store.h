@@ -14,8 +14,8 @@ namespace raftlock::storage {
 struct PersistentState {
   raft::HardState hard_state;
   std::optional<raft::Snapshot> snapshot;  // latest snapshot (meta and data), if any
-  std::vector<raft::Entry> entries;        // contiguous, starting right after the snapshot (or at 1)
-  raft::Configuration bootstrap_config;    // founding members, recorded when the store was created
+  std::vector<raft::Entry> entries;      // contiguous, starting right after the snapshot (or at 1)
+  raft::Configuration bootstrap_config;  // founding members, recorded when the store was created
 };
 
 class LogStore {
