@@ -115,6 +115,39 @@ void write_failure(httplib::Response& response, const Error& error) {
   write_status_error(response, error);
 }
 
+// The lease a lock acquire or election campaign runs under: an existing lease_id or a new
+// lease of ttl_ms (exactly one), plus how long to wait in the queue.
+struct LeaseChoice {
+  std::optional<int64_t> lease_id, ttl_ms, wait_ms;
+
+  // Reads lease_id, ttl_ms and wait_ms; on a bad value writes 400 and returns false.
+  bool read(const Json& body, httplib::Response& response) {
+    return read_int(body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
+                    response) &&
+           read_int(body, "ttl_ms", lockservice::kMinTtlMs, lockservice::kMaxTtlMs, ttl_ms,
+                    response) &&
+           read_int(body, "wait_ms", 0, lockservice::kMaxWaitMs, wait_ms, response);
+  }
+
+  // Checks exactly one of lease_id and ttl_ms was given; otherwise writes 400 and returns false.
+  bool check_exactly_one(httplib::Response& response) const {
+    if (lease_id.has_value() == ttl_ms.has_value()) {
+      write_error(response, 400, "invalid_argument",
+                  "Exactly one of 'lease_id' or 'ttl_ms' is required.");
+      return false;
+    }
+    return true;
+  }
+
+  // Fills the lease fields of an AcquireRequest or CampaignRequest.
+  template <typename Request>
+  void fill(Request& out) const {
+    if (lease_id) out.lease_id = static_cast<lockservice::LeaseId>(*lease_id);
+    out.create_ttl_ms = ttl_ms;
+    out.wait_ms = wait_ms.value_or(0);
+  }
+};
+
 // With ttl_ms the lease was created even if the lock or election was not granted: say which,
 // so the client can reuse or revoke it.
 Json created_lease_field(const std::optional<int64_t>& ttl_ms, const CommandResult& result) {
@@ -555,39 +588,31 @@ void ApiServer::acquire(const httplib::Request& request, httplib::Response& resp
   if (!check_name(name, response)) return;
   auto body = parse_body(request, response);
   if (!body) return;
-  std::optional<int64_t> lease_id, ttl_ms, wait_ms, lock_delay_ms;
+  LeaseChoice lease;
+  std::optional<int64_t> lock_delay_ms;
   std::optional<std::string> owner;
-  if (!read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
-                response) ||
-      !read_int(*body, "ttl_ms", lockservice::kMinTtlMs, lockservice::kMaxTtlMs, ttl_ms,
-                response) ||
-      !read_int(*body, "wait_ms", 0, lockservice::kMaxWaitMs, wait_ms, response) ||
+  if (!lease.read(*body, response) ||
       !read_int(*body, "lock_delay_ms", 0, lockservice::kMaxLockDelayMs, lock_delay_ms, response) ||
-      !read_string(*body, "owner", lockservice::kMaxOwnerLength, owner, response)) {
+      !read_string(*body, "owner", lockservice::kMaxOwnerLength, owner, response) ||
+      !lease.check_exactly_one(response)) {
     return;
-  }
-  if (lease_id.has_value() == ttl_ms.has_value()) {
-    return write_error(response, 400, "invalid_argument",
-                       "Exactly one of 'lease_id' or 'ttl_ms' is required.");
   }
   lockservice::AcquireRequest acquire;
   acquire.name = name;
-  if (lease_id) acquire.lease_id = static_cast<lockservice::LeaseId>(*lease_id);
-  acquire.create_ttl_ms = ttl_ms;
-  acquire.wait_ms = wait_ms.value_or(0);
+  lease.fill(acquire);
   acquire.owner = owner.value_or("");
   acquire.lock_delay_ms = lock_delay_ms.value_or(0);
   auto result = service_.acquire(acquire);
   if (!result) return write_failure(response, result.error());
   if (result->outcome != Outcome::kGranted || !result->lock || !result->lock->holder) {
-    return write_outcome_error(response, *result, created_lease_field(ttl_ms, *result));
+    return write_outcome_error(response, *result, created_lease_field(lease.ttl_ms, *result));
   }
   const auto& holder = *result->lock->holder;
   Json out = {{"name", name},
               {"fencing_token", holder.fencing_token},
               {"lease_id", holder.lease_id},
               {"owner", holder.owner}};
-  if (ttl_ms) out["ttl_ms"] = *ttl_ms;
+  if (lease.ttl_ms) out["ttl_ms"] = *lease.ttl_ms;
   write_json(response, 200, out);
 }
 
@@ -645,30 +670,21 @@ void ApiServer::campaign(const httplib::Request& request, httplib::Response& res
   if (!check_name(name, response)) return;
   auto body = parse_body(request, response);
   if (!body) return;
-  std::optional<int64_t> lease_id, ttl_ms, wait_ms;
+  LeaseChoice lease;
   std::optional<std::string> value;
-  if (!read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
-                response) ||
-      !read_int(*body, "ttl_ms", lockservice::kMinTtlMs, lockservice::kMaxTtlMs, ttl_ms,
-                response) ||
-      !read_int(*body, "wait_ms", 0, lockservice::kMaxWaitMs, wait_ms, response) ||
-      !read_string(*body, "value", lockservice::kMaxValueLength, value, response)) {
+  if (!lease.read(*body, response) ||
+      !read_string(*body, "value", lockservice::kMaxValueLength, value, response) ||
+      !lease.check_exactly_one(response)) {
     return;
-  }
-  if (lease_id.has_value() == ttl_ms.has_value()) {
-    return write_error(response, 400, "invalid_argument",
-                       "Exactly one of 'lease_id' or 'ttl_ms' is required.");
   }
   lockservice::CampaignRequest campaign;
   campaign.name = name;
-  if (lease_id) campaign.lease_id = static_cast<lockservice::LeaseId>(*lease_id);
-  campaign.create_ttl_ms = ttl_ms;
-  campaign.wait_ms = wait_ms.value_or(0);
+  lease.fill(campaign);
   campaign.value = value.value_or("");
   auto result = service_.campaign(campaign);
   if (!result) return write_failure(response, result.error());
   if (result->outcome != Outcome::kGranted || !result->election) {
-    return write_outcome_error(response, *result, created_lease_field(ttl_ms, *result));
+    return write_outcome_error(response, *result, created_lease_field(lease.ttl_ms, *result));
   }
   write_json(response, 200, {{"name", name}, {"leader", leader_json(result->election->leader)}});
 }

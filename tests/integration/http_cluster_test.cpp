@@ -23,28 +23,13 @@
 #include <vector>
 
 #include "tests/integration/cluster.h"
+#include "tests/integration/http_test_support.h"
 
 namespace raftlock::testing {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-int64_t ms_since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-}
-
-void expect_error(const HttpReply& reply, int status, const std::string& code) {
-  EXPECT_EQ(reply.status, status) << reply.raw;
-  ASSERT_TRUE(reply.body.is_object()) << reply.raw;
-  ASSERT_TRUE(reply.body.contains("error")) << reply.raw;
-  const Json& error = reply.body["error"];
-  EXPECT_EQ(error.value("code", ""), code) << reply.raw;
-  ASSERT_TRUE(error.contains("message") && error["message"].is_string()) << reply.raw;
-  EXPECT_FALSE(error["message"].get<std::string>().empty()) << reply.raw;
-  EXPECT_EQ(error.size(), 2u) << reply.raw;
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
@@ -189,23 +174,7 @@ class Daemon {
 // ---------------------------------------------------------------------------------------------
 // A healthy 3-node cluster: status, probes, metrics.
 
-class HttpCluster : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    cluster_ = std::make_unique<Cluster>(3);
-    cluster_->start_all();
-    ASSERT_TRUE(cluster_->wait_for_leader().has_value()) << "no leader in the 3-node cluster";
-  }
-  static void TearDownTestSuite() { cluster_.reset(); }
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    auto leader = cluster_->wait_for_leader();
-    ASSERT_TRUE(leader.has_value());
-    leader_ = *leader;
-  }
-  static inline std::unique_ptr<Cluster> cluster_;
-  int leader_ = 0;
-};
+class HttpCluster : public SharedClusterTest {};
 
 TEST_F(HttpCluster, StatusReportsRoleTermIndexesAndMembers) {
   // A write first, so there is something to replicate and match.

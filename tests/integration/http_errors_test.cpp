@@ -10,32 +10,18 @@
 #include <vector>
 
 #include "tests/integration/cluster.h"
+#include "tests/integration/http_test_support.h"
 
 namespace raftlock::testing {
 namespace {
 
 using namespace std::chrono_literals;
 
-void expect_error(const HttpReply& reply, int status, const std::string& code,
-                  const std::string& context = "") {
-  EXPECT_EQ(reply.status, status) << context << ": " << reply.raw;
-  ASSERT_TRUE(reply.body.is_object()) << context << ": " << reply.raw;
-  ASSERT_TRUE(reply.body.contains("error")) << context << ": " << reply.raw;
-  const Json& error = reply.body["error"];
-  EXPECT_EQ(error.value("code", ""), code) << context << ": " << reply.raw;
-  ASSERT_TRUE(error.contains("message") && error["message"].is_string()) << reply.raw;
-  EXPECT_FALSE(error["message"].get<std::string>().empty()) << reply.raw;
-  EXPECT_EQ(error.size(), 2u) << reply.raw;
-  ASSERT_NE(reply.headers.count("Content-Type"), 0u) << context;
-  EXPECT_NE(reply.headers.at("Content-Type").find("application/json"), std::string::npos)
-      << context;
-}
-
-class HttpErrors : public ::testing::Test {
+class HttpErrors : public SharedClusterTest {
  protected:
   static void SetUpTestSuite() {
-    cluster_ = std::make_unique<Cluster>(3);
-    cluster_->start_all();
+    SharedClusterTest::SetUpTestSuite();
+    if (::testing::Test::HasFatalFailure()) return;
     auto leader = cluster_->wait_for_leader();
     ASSERT_TRUE(leader.has_value()) << "no leader in the 3-node cluster";
     // A lock held through the whole suite: every refused request must leave it as it is.
@@ -47,15 +33,11 @@ class HttpErrors : public ::testing::Test {
     ASSERT_EQ(granted.status, 200) << granted.raw;
     token_ = granted.body["fencing_token"].get<uint64_t>();
   }
-  static void TearDownTestSuite() { cluster_.reset(); }
 
   void SetUp() override {
     ASSERT_NE(cluster_, nullptr);
     ASSERT_NE(token_, 0u);
-    auto leader = cluster_->wait_for_leader();
-    ASSERT_TRUE(leader.has_value());
-    leader_ = *leader;
-    follower_ = leader_ % 3 + 1;
+    SharedClusterTest::SetUp();
   }
 
   // After every test: each node still serves, and the lock is held with the same token.
@@ -88,11 +70,8 @@ class HttpErrors : public ::testing::Test {
             "/v1/elections/errors.e/resign"};
   }
 
-  static inline std::unique_ptr<Cluster> cluster_;
   static inline uint64_t lease_ = 0;
   static inline uint64_t token_ = 0;
-  int leader_ = 0;
-  int follower_ = 0;
 };
 
 TEST_F(HttpErrors, MalformedJsonIs400MalformedJson) {

@@ -11,18 +11,14 @@
 #include <thread>
 
 #include "tests/integration/cluster.h"
+#include "tests/integration/http_test_support.h"
 
 namespace raftlock::testing {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 constexpr uint64_t kMaxLeaseId = (uint64_t{1} << 53) - 1;
-
-int64_t ms_since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-}
 
 // A fresh explicit lease id, so tests sharing one cluster never collide.
 uint64_t random_lease_id() {
@@ -30,45 +26,8 @@ uint64_t random_lease_id() {
   return 1 + rng() % (kMaxLeaseId - 1);
 }
 
-// The contract's error shape: {"error": {"code", "message"}}, JSON content type, given status.
-void expect_error(const HttpReply& reply, int status, const std::string& code) {
-  EXPECT_EQ(reply.status, status) << reply.raw;
-  ASSERT_TRUE(reply.body.is_object()) << reply.raw;
-  ASSERT_TRUE(reply.body.contains("error")) << reply.raw;
-  const Json& error = reply.body["error"];
-  EXPECT_EQ(error.value("code", ""), code) << reply.raw;
-  ASSERT_TRUE(error.contains("message") && error["message"].is_string()) << reply.raw;
-  EXPECT_FALSE(error["message"].get<std::string>().empty()) << reply.raw;
-  EXPECT_EQ(error.size(), 2u) << reply.raw;
-  EXPECT_NE(reply.headers.count("Content-Type"), 0u);
-  if (reply.headers.count("Content-Type")) {
-    EXPECT_NE(reply.headers.at("Content-Type").find("application/json"), std::string::npos);
-  }
-}
-
-class HttpLeases : public ::testing::Test {
+class HttpLeases : public SharedClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = std::make_unique<Cluster>(3);
-    cluster_->start_all();
-    ASSERT_TRUE(cluster_->wait_for_leader().has_value()) << "no leader in the 3-node cluster";
-  }
-  static void TearDownTestSuite() { cluster_.reset(); }
-
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    auto leader = cluster_->wait_for_leader();
-    ASSERT_TRUE(leader.has_value());
-    leader_ = *leader;
-    follower_ = leader_ % 3 + 1;
-    other_follower_ = follower_ % 3 + 1;
-  }
-
-  HttpReply post(int node, const std::string& path, const Json& body = nullptr,
-                 std::chrono::milliseconds timeout = 10s) {
-    return cluster_->request(node, "POST", path, body, timeout);
-  }
-  HttpReply get(int node, const std::string& path) { return cluster_->request(node, "GET", path); }
   HttpReply del(int node, const std::string& path) {
     return cluster_->request(node, "DELETE", path);
   }
@@ -81,11 +40,6 @@ class HttpLeases : public ::testing::Test {
   }
 
   static std::string lease_path(uint64_t id) { return "/v1/leases/" + std::to_string(id); }
-
-  static inline std::unique_ptr<Cluster> cluster_;
-  int leader_ = 0;
-  int follower_ = 0;
-  int other_follower_ = 0;
 };
 
 TEST_F(HttpLeases, CreateAnswers201WithLeaseIdAndTtlThroughLeaderAndFollower) {

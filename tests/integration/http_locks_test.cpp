@@ -11,52 +11,15 @@
 #include <vector>
 
 #include "tests/integration/cluster.h"
+#include "tests/integration/http_test_support.h"
 
 namespace raftlock::testing {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
-int64_t ms_since(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
-}
-
-void expect_error(const HttpReply& reply, int status, const std::string& code) {
-  EXPECT_EQ(reply.status, status) << reply.raw;
-  ASSERT_TRUE(reply.body.is_object()) << reply.raw;
-  ASSERT_TRUE(reply.body.contains("error")) << reply.raw;
-  const Json& error = reply.body["error"];
-  EXPECT_EQ(error.value("code", ""), code) << reply.raw;
-  ASSERT_TRUE(error.contains("message") && error["message"].is_string()) << reply.raw;
-  EXPECT_FALSE(error["message"].get<std::string>().empty()) << reply.raw;
-  EXPECT_EQ(error.size(), 2u) << reply.raw;
-}
-
-class HttpLocks : public ::testing::Test {
+class HttpLocks : public SharedClusterTest {
  protected:
-  static void SetUpTestSuite() {
-    cluster_ = std::make_unique<Cluster>(3);
-    cluster_->start_all();
-    ASSERT_TRUE(cluster_->wait_for_leader().has_value()) << "no leader in the 3-node cluster";
-  }
-  static void TearDownTestSuite() { cluster_.reset(); }
-
-  void SetUp() override {
-    ASSERT_NE(cluster_, nullptr);
-    auto leader = cluster_->wait_for_leader();
-    ASSERT_TRUE(leader.has_value());
-    leader_ = *leader;
-    follower_ = leader_ % 3 + 1;
-    other_follower_ = follower_ % 3 + 1;
-  }
-
-  HttpReply post(int node, const std::string& path, const Json& body = nullptr,
-                 std::chrono::milliseconds timeout = 10s) {
-    return cluster_->request(node, "POST", path, body, timeout);
-  }
-  HttpReply get(int node, const std::string& path) { return cluster_->request(node, "GET", path); }
-
   uint64_t create_lease(int node, int64_t ttl_ms = 10000) {
     auto reply = post(node, "/v1/leases", {{"ttl_ms", ttl_ms}});
     EXPECT_EQ(reply.status, 201) << reply.raw;
@@ -93,11 +56,6 @@ class HttpLocks : public ::testing::Test {
     }
     return -1;
   }
-
-  static inline std::unique_ptr<Cluster> cluster_;
-  int leader_ = 0;
-  int follower_ = 0;
-  int other_follower_ = 0;
 };
 
 TEST_F(HttpLocks, AcquireGrantsThroughLeaderAndFollowerAndReadsBackEverywhere) {
