@@ -199,6 +199,28 @@ void write_outcome_error(httplib::Response& response, const CommandResult& resul
   }
 }
 
+// The (lease_id, fencing_token) pair a holder presents to release or resign; both required.
+struct HolderProof {
+  lockservice::LeaseId lease_id = 0;
+  lockservice::FencingToken fencing_token = 0;
+};
+
+std::optional<HolderProof> read_holder_proof(const Json& body, httplib::Response& response) {
+  std::optional<int64_t> lease_id, token;
+  if (!read_int(body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
+                response) ||
+      !read_int(body, "fencing_token", 1, INT64_MAX, token, response)) {
+    return std::nullopt;
+  }
+  if (!lease_id || !token) {
+    write_error(response, 400, "invalid_argument",
+                "Fields 'lease_id' and 'fencing_token' are required.");
+    return std::nullopt;
+  }
+  return HolderProof{static_cast<lockservice::LeaseId>(*lease_id),
+                     static_cast<lockservice::FencingToken>(*token)};
+}
+
 // Status probe: which error (if any) binding host:port would give, for a message that names it.
 std::optional<std::string> probe_bind(const std::string& host, int port) {
   if (port == 0) return std::nullopt;
@@ -621,18 +643,9 @@ void ApiServer::release(const httplib::Request& request, httplib::Response& resp
   if (!check_name(name, response)) return;
   auto body = parse_body(request, response);
   if (!body) return;
-  std::optional<int64_t> lease_id, token;
-  if (!read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
-                response) ||
-      !read_int(*body, "fencing_token", 1, INT64_MAX, token, response)) {
-    return;
-  }
-  if (!lease_id || !token) {
-    return write_error(response, 400, "invalid_argument",
-                       "Fields 'lease_id' and 'fencing_token' are required.");
-  }
-  auto result = service_.release(name, static_cast<lockservice::LeaseId>(*lease_id),
-                                 static_cast<lockservice::FencingToken>(*token));
+  auto holder = read_holder_proof(*body, response);
+  if (!holder) return;
+  auto result = service_.release(name, holder->lease_id, holder->fencing_token);
   if (!result) return write_failure(response, result.error());
   if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
   write_json(response, 200, {{"released", true}});
@@ -721,18 +734,9 @@ void ApiServer::resign(const httplib::Request& request, httplib::Response& respo
   if (!check_name(name, response)) return;
   auto body = parse_body(request, response);
   if (!body) return;
-  std::optional<int64_t> lease_id, token;
-  if (!read_int(*body, "lease_id", 1, static_cast<int64_t>(lockservice::kMaxLeaseId), lease_id,
-                response) ||
-      !read_int(*body, "fencing_token", 1, INT64_MAX, token, response)) {
-    return;
-  }
-  if (!lease_id || !token) {
-    return write_error(response, 400, "invalid_argument",
-                       "Fields 'lease_id' and 'fencing_token' are required.");
-  }
-  auto result = service_.resign(name, static_cast<lockservice::LeaseId>(*lease_id),
-                                static_cast<lockservice::FencingToken>(*token));
+  auto holder = read_holder_proof(*body, response);
+  if (!holder) return;
+  auto result = service_.resign(name, holder->lease_id, holder->fencing_token);
   if (!result) return write_failure(response, result.error());
   if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
   write_json(
