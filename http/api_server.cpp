@@ -551,19 +551,33 @@ void ApiServer::create_lease(const httplib::Request& request, httplib::Response&
              {{"lease_id", result->lease->lease_id}, {"ttl_ms", result->lease->ttl_ms}});
 }
 
+std::optional<lockservice::LeaseStatus> ApiServer::leader_lease_status(
+    const httplib::Request& request, httplib::Response& response, const std::string& id_text,
+    Result<lockservice::LeaseStatus> (lockservice::LockService::*read)(lockservice::LeaseId)) {
+  auto id = path_lease_id(id_text, response);
+  if (!id) return std::nullopt;
+  // Only the leader knows a lease's deadline: a follower relays the request to it.
+  if (!service_.is_leader()) {
+    forward_to_leader(request, response);
+    return std::nullopt;
+  }
+  auto status = (service_.*read)(*id);
+  if (status) return *status;
+  if (status.error().code == ErrorCode::kNotFound) {
+    write_error(response, 404, "lease_not_found", status.error().message);
+  } else if (status.error().code == ErrorCode::kNotLeader) {
+    forward_to_leader(request, response);
+  } else {
+    write_failure(response, status.error());
+  }
+  return std::nullopt;
+}
+
 void ApiServer::keepalive(const httplib::Request& request, httplib::Response& response,
                           const std::string& id_text) {
-  auto id = path_lease_id(id_text, response);
-  if (!id) return;
-  if (!service_.is_leader()) return forward_to_leader(request, response);
-  auto status = service_.keepalive(*id);
-  if (!status) {
-    if (status.error().code == ErrorCode::kNotFound) {
-      return write_error(response, 404, "lease_not_found", status.error().message);
-    }
-    if (status.error().code == ErrorCode::kNotLeader) return forward_to_leader(request, response);
-    return write_failure(response, status.error());
-  }
+  auto status =
+      leader_lease_status(request, response, id_text, &lockservice::LockService::keepalive);
+  if (!status) return;
   write_json(response, 200,
              {{"lease_id", status->lease.lease_id},
               {"ttl_ms", status->lease.ttl_ms},
@@ -572,17 +586,9 @@ void ApiServer::keepalive(const httplib::Request& request, httplib::Response& re
 
 void ApiServer::get_lease(const httplib::Request& request, httplib::Response& response,
                           const std::string& id_text) {
-  auto id = path_lease_id(id_text, response);
-  if (!id) return;
-  if (!service_.is_leader()) return forward_to_leader(request, response);
-  auto status = service_.get_lease(*id);
-  if (!status) {
-    if (status.error().code == ErrorCode::kNotFound) {
-      return write_error(response, 404, "lease_not_found", status.error().message);
-    }
-    if (status.error().code == ErrorCode::kNotLeader) return forward_to_leader(request, response);
-    return write_failure(response, status.error());
-  }
+  auto status =
+      leader_lease_status(request, response, id_text, &lockservice::LockService::get_lease);
+  if (!status) return;
   write_json(response, 200,
              {{"lease_id", status->lease.lease_id},
               {"ttl_ms", status->lease.ttl_ms},

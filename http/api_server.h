@@ -52,6 +52,11 @@ class ApiServer {
   // writes 503 no_leader) when there is no leader to forward to.
   void forward_to_leader(const httplib::Request& request, httplib::Response& response);
   bool forwarded(const httplib::Request& request) const;
+  // Keepalive and lease reads need the leader's clock: parses the id, relays to the leader when
+  // this node is not it, maps errors. nullopt when the response is already written.
+  std::optional<lockservice::LeaseStatus> leader_lease_status(
+      const httplib::Request& request, httplib::Response& response, const std::string& id_text,
+      Result<lockservice::LeaseStatus> (lockservice::LockService::*read)(lockservice::LeaseId));
 
   // Handlers.
   void status(const httplib::Request&, httplib::Response&);
