@@ -24,6 +24,7 @@ using namespace raftlock;
 
 constexpr const char* kAppendPath = "/raft/v1/append";
 constexpr const char* kClusterHeader = "X-Raftlock-Cluster";
+constexpr const char* kFromHeader = "X-Raftlock-From";  // the sending node, on every peer request
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "raftlockd: %s\n", message.c_str());
@@ -190,7 +191,8 @@ int main(int argc, char** argv) {
 
   // Follower side of proposal forwarding: a small pool so the loop never blocks on the network.
   httplib::ThreadPool forward_pool(32);
-  node.set_forwarder([&peers, &forward_pool, cluster_id](
+  const std::string self_id = std::to_string(flags.id);
+  node.set_forwarder([&peers, &forward_pool, cluster_id, self_id](
                          raft::NodeId leader, std::string command,
                          std::function<void(Result<raft::EntryId>)> done) {
     auto address = peers.find(leader);
@@ -199,7 +201,7 @@ int main(int argc, char** argv) {
       return;
     }
     forward_pool.enqueue([address = *address, command = std::move(command), done = std::move(done),
-                          cluster_id]() {
+                          cluster_id, self_id]() {
       thread_local std::map<std::string, std::unique_ptr<httplib::Client>> clients;
       auto& client = clients[address];
       if (!client) {
@@ -210,7 +212,7 @@ int main(int argc, char** argv) {
         client->set_read_timeout(std::chrono::seconds(5));
         client->set_write_timeout(std::chrono::seconds(5));
       }
-      auto result = client->Post(kAppendPath, {{kClusterHeader, cluster_id}}, command,
+      auto result = client->Post(kAppendPath, {{kClusterHeader, cluster_id}, {kFromHeader, self_id}}, command,
                                  "application/octet-stream");
       if (!result) {
         client.reset();

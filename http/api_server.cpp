@@ -460,7 +460,8 @@ void ApiServer::forward_to_leader(const httplib::Request& request, httplib::Resp
   client.set_connection_timeout(std::chrono::milliseconds(500));
   client.set_read_timeout(options_.forward_timeout);
   client.set_write_timeout(options_.forward_timeout);
-  httplib::Headers headers = {{kForwardedHeader, std::to_string(node_.id())}};
+  httplib::Headers headers = {{kForwardedHeader, std::to_string(node_.id())},
+                              {"X-Raftlock-From", std::to_string(node_.id())}};
   std::string target = request.path;
   if (!request.params.empty()) {
     target += "?" + httplib::detail::params_to_query_str(request.params);

@@ -30,6 +30,8 @@ namespace {
 constexpr const char* kMessagesPath = "/raft/v1/messages";
 constexpr const char* kSnapshotPath = "/raft/v1/snapshot";
 constexpr const char* kContentType = "application/msgpack";
+// Names the sending node on every peer request (logs, and fault-injecting proxies in tests).
+constexpr const char* kFromHeader = "X-Raftlock-From";
 // A transfer that sees no chunk for this long is abandoned by the receiver.
 constexpr auto kSnapshotAssemblyIdle = std::chrono::seconds(30);
 // A request that fails this quickly on a reused connection is retried once at once: the peer
@@ -458,6 +460,7 @@ std::shared_ptr<PeerTransport::Peer> PeerTransport::make_peer(NodeId id,
     *client = std::make_unique<httplib::Client>(peer->host_port.host, peer->host_port.port);
     (*client)->set_keep_alive(true);
     (*client)->set_tcp_nodelay(true);
+    (*client)->set_default_headers({{kFromHeader, std::to_string(options_.self)}});
     set_client_timeouts(**client, options_.connect_timeout, options_.request_timeout);
   }
   return peer;
