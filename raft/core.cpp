@@ -114,6 +114,9 @@ class Core::Impl {
   bool maybe_send_append(NodeId to, bool send_if_empty);
   void send_append(NodeId to) { maybe_send_append(to, true); }
   void bcast_append();
+  // Proposals and commit advances made between two ready() calls share one append per follower:
+  // they only mark the broadcast as due, and ready() sends it (flush_appends).
+  void flush_appends();
   void bcast_heartbeat(const std::string& context);
   bool maybe_commit();
   void on_leader_commit_advanced();
@@ -176,6 +179,7 @@ class Core::Impl {
   std::vector<ReadRequest> reads_waiting_for_commit_;  // leader: no entry of its term committed yet
 
   std::vector<Message> msgs_;
+  bool appends_due_ = false;  // leader: new entries or a new commit index not yet broadcast
   std::vector<ReadState> read_states_;
   SoftState prev_soft_;
   HardState persisted_hard_state_;
@@ -312,6 +316,7 @@ void Core::Impl::reset(Term term) {
   abort_transfer();
   votes_.clear();
   progress_.clear();
+  appends_due_ = false;
   // A leader that steps down drops its pending reads; the runtime times them out.
   read_only_.clear();
   reads_waiting_for_commit_.clear();
@@ -694,6 +699,7 @@ bool Core::Impl::maybe_send_append(NodeId to, bool send_if_empty) {
   m.index = prev_index;
   m.log_term = *prev_term;
   m.commit = log_.committed();
+  pr.commit_sent = m.commit;
   const bool had_entries = !entries.empty();
   const Index last_sent = had_entries ? entries.back().index : prev_index;
   m.entries = std::move(entries);
@@ -708,12 +714,28 @@ void Core::Impl::bcast_append() {
   }
 }
 
+void Core::Impl::flush_appends() {
+  appends_due_ = false;
+  if (role_ != Role::kLeader) return;
+  const Index committed = log_.committed();
+  for (auto& [peer, pr] : progress_) {
+    if (peer == id_) continue;
+    // An append goes out if there are entries to send, or a commit index the follower has not
+    // been told yet; a follower with neither gets nothing.
+    if (!maybe_send_append(peer, pr.commit_sent < committed)) continue;
+    // Pipelining: more entries than one message holds go out now too (within the window).
+    while (maybe_send_append(peer, false)) {
+    }
+  }
+}
+
 void Core::Impl::bcast_heartbeat(const std::string& context) {
   for (auto& [peer, pr] : progress_) {
     if (peer == id_) continue;
     Message m = make(MessageType::kHeartbeat, peer);
     // Never tell a follower to commit beyond what it is known to hold.
     m.commit = std::min(log_.committed(), pr.match);
+    pr.commit_sent = std::max(pr.commit_sent, m.commit);
     m.context = context;
     send(std::move(m));
   }
@@ -799,9 +821,12 @@ bool Core::Impl::maybe_commit() {
 
 void Core::Impl::on_leader_commit_advanced() {
   flush_reads_waiting_for_commit();
-  bcast_append();  // followers learn the new commit index
+  // Followers learn the new commit index from the next ready()'s appends (one per follower,
+  // however many responses advanced it in between).
+  appends_due_ = true;
   // A leader that removed itself steps down once the removal is committed (thesis §4.2.2).
   if (!config_.contains(id_) && last_conf_index_ <= log_.committed()) {
+    flush_appends();  // tell the followers before leaving
     become_follower(term_, kNoNode);
   }
 }
@@ -909,7 +934,7 @@ Result<EntryId> Core::Impl::propose(std::string data) {
   }
   append_leader_entry(EntryType::kNormal, std::move(data));
   EntryId id{log_.last_index(), term_};
-  bcast_append();
+  appends_due_ = true;  // sent by the next ready(), together with every other new entry
   return id;
 }
 
@@ -933,7 +958,7 @@ Result<EntryId> Core::Impl::propose_conf_change(const ConfChange& change) {
   if (Status st = validate_conf_change(config_, change); !st.ok()) return st.error();
   append_leader_entry(EntryType::kConfChange, encode_conf_change(change));
   EntryId id{log_.last_index(), term_};
-  bcast_append();
+  appends_due_ = true;
   return id;
 }
 
@@ -1136,10 +1161,12 @@ std::optional<SnapshotMeta> Core::Impl::snapshot_meta() const {
 bool Core::Impl::has_ready() const {
   return soft_state() != prev_soft_ || hard_state() != persisted_hard_state_ ||
          pending_snapshot_.has_value() || log_.persisted() < log_.last_index() || !msgs_.empty() ||
-         log_.handed_out() < std::min(log_.committed(), log_.persisted()) || !read_states_.empty();
+         log_.handed_out() < std::min(log_.committed(), log_.persisted()) ||
+         !read_states_.empty() || (appends_due_ && role_ == Role::kLeader);
 }
 
 Ready Core::Impl::ready() {
+  if (appends_due_) flush_appends();
   Ready rd;
   if (SoftState ss = soft_state(); ss != prev_soft_) {
     rd.soft_state = ss;

@@ -45,6 +45,8 @@ struct PeerProgress {
   Index pending_snapshot = 0;
   // Snapshot: leader ticks since the snapshot was sent.
   int64_t snapshot_ticks = 0;
+  // The highest commit index sent to the peer (in an append or heartbeat).
+  Index commit_sent = 0;
   Inflights inflights;
 
   void become_probe();

@@ -649,6 +649,7 @@ Result<PersistentState> SqliteLogStore::load() {
       return sqlite_error("cannot read the hard state");
     }
   }
+  stored_hard_state_ = state.hard_state;
 
   auto stored = read_snapshot_row();
   if (!stored) return stored.error();
@@ -789,6 +790,26 @@ Status SqliteLogStore::persist(const std::optional<raft::HardState>& hard_state,
     return error;
   };
 
+  // A Ready that only moves the commit index acknowledges nothing: the commit index can always be
+  // learned again from the leader, so this write need not wait for the disk (etcd skips the sync
+  // the same way). It is not lost on a process crash (it is in the WAL), and the next synced
+  // transaction makes it durable with everything before it (the WAL is written in order).
+  const bool commit_only = !snapshot && entries.empty() && hard_state && stored_hard_state_ &&
+                           hard_state->term == stored_hard_state_->term &&
+                           hard_state->vote == stored_hard_state_->vote &&
+                           hard_state->commit >= stored_hard_state_->commit;
+  if (commit_only) {
+    if (auto s = exec(db_, "PRAGMA synchronous=NORMAL", database_path_); !s) return s;
+  }
+  struct RestoreFullSync {
+    sqlite3* db;
+    const std::string& path;
+    bool active;
+    ~RestoreFullSync() {
+      if (active) (void)exec(db, "PRAGMA synchronous=FULL", path);
+    }
+  } restore_full_sync{db_, database_path_, commit_only};
+
   if (auto s = begin_immediate(); !s) return fail(s.error());
   if (new_snapshot) {
     if (auto s = write_snapshot_row(*new_snapshot); !s) return fail(s.error());
@@ -828,8 +849,14 @@ Status SqliteLogStore::persist(const std::optional<raft::HardState>& hard_state,
     if (sqlite3_step(raw) != SQLITE_DONE) return fail(sqlite_error("cannot record the hard state"));
   }
   if (auto s = commit(); !s) return fail(s.error());
+  if (commit_only) {
+    // Every other write must wait for the disk again; refuse to go on if that cannot be set.
+    restore_full_sync.active = false;
+    if (auto s = exec(db_, "PRAGMA synchronous=FULL", database_path_); !s) return s;
+  }
 
   // Committed: bring the cache up to date, then drop the snapshot file nothing refers to.
+  if (hard_state) stored_hard_state_ = *hard_state;
   std::optional<StoredSnapshot> previous = snapshot_;
   if (new_snapshot) {
     snapshot_ = std::move(new_snapshot);

@@ -101,6 +101,9 @@ class SqliteLogStore final : public LogStore {
   std::optional<StoredSnapshot> snapshot_;
   raft::Index last_index_ = 0;
   raft::Term last_term_ = 0;
+  // The hard state on disk, once known (load() or a persist). A persist that changes only its
+  // commit index is written without waiting for the disk (see persist()).
+  std::optional<raft::HardState> stored_hard_state_;
 
   Statement insert_entry_;
   Statement delete_entries_from_;

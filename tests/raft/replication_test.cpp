@@ -2,6 +2,8 @@
 // Ready/advance bookkeeping.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "raft/core.h"
 #include "raft_test_util.h"
 
@@ -187,8 +189,14 @@ TEST(Replication, ReplicateStateLimitsInflightAppends) {
   });
   c.elect(1);
   ASSERT_EQ(c.core(1).status().progress.at(2).state, ProgressState::kReplicate);
-  for (int i = 0; i < 5; ++i) ASSERT_TRUE(c.core(1).propose("p").ok());
-  auto appends = c.take([](const Message& m) { return m.type == MessageType::kAppend; });
+  // Each proposal is collected (ready) on its own, so each would go out in its own append.
+  std::vector<Message> appends;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(c.core(1).propose("p").ok());
+    for (Message& m : c.take([](const Message& m) { return m.type == MessageType::kAppend; })) {
+      appends.push_back(std::move(m));
+    }
+  }
   ASSERT_EQ(appends.size(), 2u);  // the window is full after two
   EXPECT_EQ(appends[0].entries.size(), 1u);
   EXPECT_EQ(appends[1].entries.size(), 1u);
@@ -479,6 +487,84 @@ TEST(Replication, LostAppendsRecoverThroughHeartbeats) {
     EXPECT_EQ(c.core(id).commit_index(), 6u) << id;
     EXPECT_EQ(c.node(id).applied.size(), 6u) << id;
   }
+}
+
+TEST(Replication, ProposalsBetweenTwoReadiesShareOneAppendPerFollower) {
+  Cluster c({1, 2, 3});
+  c.elect(1);
+  const Index before = c.core(1).last_index();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(c.core(1).propose("p" + std::to_string(i)).ok());
+  Ready rd = c.core(1).ready();
+  ASSERT_EQ(rd.entries.size(), 10u);
+  auto appends = of_type(rd.messages, MessageType::kAppend);
+  ASSERT_EQ(appends.size(), 2u);  // one per follower, not one per proposal
+  std::set<NodeId> to;
+  for (const Message& m : appends) {
+    to.insert(m.to);
+    EXPECT_EQ(m.index, before);
+    ASSERT_EQ(m.entries.size(), 10u);
+    EXPECT_EQ(m.entries.front().data, "p0");
+    EXPECT_EQ(m.entries.back().data, "p9");
+  }
+  EXPECT_EQ(to, (std::set<NodeId>{2, 3}));
+  c.core(1).advance(rd);
+}
+
+TEST(Replication, CommitAdvanceReachesEachFollowerInOneAppend) {
+  Cluster c({1, 2, 3});
+  c.elect(1);
+  ASSERT_TRUE(c.core(1).propose("a").ok());
+  const Index index = c.core(1).last_index();
+  Ready rd = c.core(1).ready();
+  c.core(1).advance(rd);  // the leader's own copy is durable
+  for (const Message& m : rd.messages) ASSERT_TRUE(c.core(m.to).step(m).ok());
+  // Both acknowledgements arrive before the leader's next ready().
+  for (NodeId f : {2, 3}) {
+    for (const Message& m : drain(c.core(f))) ASSERT_TRUE(c.core(1).step(m).ok());
+  }
+  EXPECT_EQ(c.core(1).commit_index(), index);
+  Ready next = c.core(1).ready();
+  auto appends = of_type(next.messages, MessageType::kAppend);
+  ASSERT_EQ(appends.size(), 2u);  // one per follower, however many acks advanced the commit
+  for (const Message& m : appends) {
+    EXPECT_EQ(m.commit, index);
+    EXPECT_TRUE(m.entries.empty());
+  }
+  c.core(1).advance(next);
+  // Nothing new to say: no further appends until something changes.
+  EXPECT_TRUE(of_type(drain(c.core(1)), MessageType::kAppend).empty());
+}
+
+TEST(Replication, LeaderSendsBeforeItsOwnPersistButNeverCountsItselfUntilDurable) {
+  Cluster c({1, 2, 3});
+  c.elect(1);
+  const Index committed = c.core(1).commit_index();
+  ASSERT_TRUE(c.core(1).propose("a").ok());
+  const Index index = c.core(1).last_index();
+  // The runtime sends this Ready's appends first and persists its entries afterwards.
+  Ready rd = c.core(1).ready();
+  ASSERT_EQ(rd.entries.size(), 1u);
+  auto appends = of_type(rd.messages, MessageType::kAppend);
+  ASSERT_EQ(appends.size(), 2u);
+  ASSERT_EQ(appends[0].entries.size(), 1u);  // the entry goes out before the leader stored it
+  // One follower stores and acknowledges it while the leader's write is still in progress.
+  for (const Message& m : appends) {
+    if (m.to == 2) {
+      ASSERT_TRUE(c.core(2).step(m).ok());
+    }
+  }
+  for (const Message& m : drain(c.core(2))) ASSERT_TRUE(c.core(1).step(m).ok());
+  EXPECT_EQ(c.core(1).status().progress.at(2).match, index);
+  // One follower is not a quorum of three, and the leader's own copy does not count yet.
+  EXPECT_EQ(c.core(1).commit_index(), committed);
+  EXPECT_EQ(c.core(1).status().progress.at(1).match, committed);
+  // Its write becomes durable: now it counts, and the entry commits and is handed out.
+  c.core(1).advance(rd);
+  EXPECT_EQ(c.core(1).commit_index(), index);
+  Ready applied = c.core(1).ready();
+  ASSERT_EQ(applied.committed_entries.size(), 1u);
+  EXPECT_EQ(applied.committed_entries[0].data, "a");
+  c.core(1).advance(applied);
 }
 
 }  // namespace

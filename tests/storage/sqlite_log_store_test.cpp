@@ -92,6 +92,29 @@ TEST(SqliteLogStore, HardStateAloneIsPersistedAndOverwritten) {
   EXPECT_EQ(load_or_fail(*store).hard_state, (raft::HardState{5, 0, 0}));
 }
 
+// A Ready that only moves the commit index is written without waiting for the disk; it must still
+// be stored (it survives a process restart), and the writes after it must be stored normally.
+TEST(SqliteLogStore, CommitOnlyHardStateChangesAreStoredAndLaterWritesStillLand) {
+  TempDir dir;
+  {
+    auto store = open_or_fail(options_for(dir.path()));
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->persist(raft::HardState{2, 1, 0}, make_entries(1, 3, 2), std::nullopt).ok());
+    load_or_fail(*store);
+    ASSERT_TRUE(store->persist(raft::HardState{2, 1, 2}, {}, std::nullopt).ok());
+    ASSERT_TRUE(store->persist(raft::HardState{2, 1, 3}, {}, std::nullopt).ok());
+    ASSERT_TRUE(store->persist(std::nullopt, make_entries(4, 5, 2), std::nullopt).ok());
+    EXPECT_EQ(load_or_fail(*store).hard_state, (raft::HardState{2, 1, 3}));
+    // A new term and vote after commit-only writes is a full write again.
+    ASSERT_TRUE(store->persist(raft::HardState{3, 2, 3}, {}, std::nullopt).ok());
+  }
+  auto store = open_or_fail(options_for(dir.path()));
+  ASSERT_TRUE(store);
+  auto state = load_or_fail(*store);
+  EXPECT_EQ(state.hard_state, (raft::HardState{3, 2, 3}));
+  EXPECT_EQ(indexes(state.entries), (std::vector<raft::Index>{1, 2, 3, 4, 5}));
+}
+
 TEST(SqliteLogStore, ConflictingAppendTruncatesTheSuffix) {
   TempDir dir;
   auto store = open_or_fail(options_for(dir.path()));

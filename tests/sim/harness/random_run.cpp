@@ -46,6 +46,8 @@ RandomRunResult run_random(uint64_t seed, bool trace, InjectedBug injected_bug) 
   options.max_inflight = pick<size_t>(setup, {2, 8, 256});
   options.max_message_bytes = pick<size_t>(setup, {32, 256, 1 << 20});
   options.mid_ready_crash_ppm = pick<uint32_t>(setup, {0, 0, 3000});
+  // Half the seeds replicate like the runtime's leader: send before its own persist.
+  options.leader_sends_first = (seed & 1) != 0;
   options.trace = trace;
   options.report_violations = false;  // reported through the result
   options.injected_bug = injected_bug;

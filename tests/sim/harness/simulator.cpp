@@ -417,6 +417,21 @@ void Cluster::handle_ready(Node& n) {
       }
     }
 
+    // 0. a leader whose term and vote are durable may send before persisting.
+    const bool send_first = options_.leader_sends_first && n.core->role() == Role::kLeader &&
+                            (!ready.hard_state || (ready.hard_state->term == n.persisted_term &&
+                                                   ready.hard_state->vote == n.persisted_vote));
+    if (send_first) {
+      for (const auto& message : ready.messages) send(n, message);
+      if (!violation_.empty()) return;
+      if (crash_point == CrashPoint::kAfterSend) {
+        trace("node " + fmt_u(n.id) + " (leader) crashes after sending, before persisting");
+        if (persists) ++leader_crashes_before_persist_;
+        crash(n.id);
+        return;
+      }
+    }
+
     // 1. persist: snapshot, entries, hard state.
     if (persists) {
       if (ready.hard_state) {
@@ -495,7 +510,9 @@ void Cluster::handle_ready(Node& n) {
     }
 
     // 2. send.
-    for (const auto& message : ready.messages) send(n, message);
+    if (!send_first) {
+      for (const auto& message : ready.messages) send(n, message);
+    }
     if (!violation_.empty()) return;
     if (crash_point == CrashPoint::kAfterSend) {
       trace("node " + fmt_u(n.id) + " crashes after sending, before applying");

@@ -146,6 +146,10 @@ struct ClusterOptions {
   // Chance, per Ready that persists something or sends messages, that the node crashes in the
   // middle of handling it (after persisting, after sending or after applying).
   uint32_t mid_ready_crash_ppm = 0;
+  // Handle a leader's Ready the way the runtime does: when its term and vote are already
+  // durable, send its messages first and persist its entries afterwards (thesis §10.2.1). A
+  // mid-Ready crash "after sending" then happens before the leader's own write.
+  bool leader_sends_first = false;
   NetworkFaults faults;
   // Print every event to stderr (debugging a seed).
   bool trace = false;
@@ -243,6 +247,9 @@ class Cluster {
   const std::map<Term, NodeId>& leader_history() const { return leader_by_term_; }
   // Number of snapshots installed from a leader (Ready.snapshot) per node.
   uint64_t snapshots_installed(NodeId id) const;
+  // Leaders that crashed after sending a Ready's messages and before persisting its entries
+  // (ClusterOptions::leader_sends_first with mid-Ready crashes).
+  uint64_t leader_crashes_before_persist() const { return leader_crashes_before_persist_; }
   // Optional observer of every sent message (for benchmarks).
   void set_send_observer(std::function<void(const raft::Message&)> observer) {
     send_observer_ = std::move(observer);
@@ -328,6 +335,7 @@ class Cluster {
   void mix_trace(uint64_t value);
 
   ClusterOptions options_;
+  uint64_t leader_crashes_before_persist_ = 0;
   SimRandom random_;
   uint64_t now_ms_ = 0;
   uint64_t next_event_seq_ = 0;
