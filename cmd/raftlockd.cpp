@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
           }
           auto appended = node.append(req.body).get();
           if (!appended) {
-            res.status = 503;
+            res.status = 409;  // definitely not appended (not the leader): the sender may retry
             res.set_content(http::Json{{"code", error_code_name(appended.error().code)},
                                        {"message", appended.error().message}}
                                 .dump(),
@@ -212,15 +212,30 @@ int main(int argc, char** argv) {
         client->set_read_timeout(std::chrono::seconds(5));
         client->set_write_timeout(std::chrono::seconds(5));
       }
-      auto result = client->Post(kAppendPath, {{kClusterHeader, cluster_id}, {kFromHeader, self_id}}, command,
-                                 "application/octet-stream");
+      auto result =
+          client->Post(kAppendPath, {{kClusterHeader, cluster_id}, {kFromHeader, self_id}}, command,
+                       "application/octet-stream");
       if (!result) {
+        const bool never_sent = result.error() == httplib::Error::Connection;
         client.reset();
-        done(make_error(ErrorCode::kNoLeader, "the leader did not answer the forwarded proposal"));
+        if (never_sent) {
+          done(make_error(ErrorCode::kNoLeader, "the leader could not be reached"));
+        } else {
+          // Sent, but no answer: the leader may have appended it, so it must not be retried.
+          done(
+              make_error(ErrorCode::kTimeout,
+                         "the leader did not answer a forwarded proposal; its outcome is unknown"));
+        }
         return;
       }
-      if (result->status != 200) {
+      if (result->status == 409 || result->status == 403) {  // the leader did not append it
         done(make_error(ErrorCode::kNoLeader, "the leader refused the forwarded proposal"));
+        return;
+      }
+      if (result->status != 200) {  // from something in between: the outcome is unknown
+        done(make_error(ErrorCode::kTimeout, "a forwarded proposal got HTTP " +
+                                                 std::to_string(result->status) +
+                                                 "; its outcome is unknown"));
         return;
       }
       auto body = http::Json::parse(result->body, nullptr, false);

@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <memory>
 
 #include "lockservice/validation.h"
 
@@ -344,9 +346,10 @@ Status ApiServer::start() {
   // SO_REUSEADDR instead of httplib's default SO_REUSEPORT: a restart right after a clean
   // shutdown binds despite the old connections in TIME_WAIT (probe_bind below would refuse it),
   // and a second process can never silently share the client port.
-  server_->set_socket_options([](socket_t sock) {
+  server_->set_socket_options([this](socket_t sock) {
     const int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_socket_ = sock;
   });
   server_->set_payload_max_length(options_.max_body_bytes);
   server_->set_keep_alive_max_count(1000000);
@@ -403,6 +406,10 @@ Status ApiServer::start() {
     }
     bound_port_ = options_.port;
   }
+  // httplib listens with a backlog of 5: many clients connecting at once (a pool opening its
+  // keep-alive connections) would see SYNs dropped and connect timeouts. Listening again on the
+  // bound socket only raises the backlog (capped by net.core.somaxconn).
+  if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   // httplib's stop() is a no-op until the listen loop runs: wait for it, so a stop() right after
   // start() (a failed startup) cannot leave the loop running forever.
@@ -455,11 +462,6 @@ void ApiServer::forward_to_leader(const httplib::Request& request, httplib::Resp
     write_error(response, 503, "no_leader", "No leader is known right now; retry shortly.");
     return;
   }
-  httplib::Client client("http://" + *address);
-  client.set_tcp_nodelay(true);
-  client.set_connection_timeout(std::chrono::milliseconds(500));
-  client.set_read_timeout(options_.forward_timeout);
-  client.set_write_timeout(options_.forward_timeout);
   httplib::Headers headers = {{kForwardedHeader, std::to_string(node_.id())},
                               {"X-Raftlock-From", std::to_string(node_.id())}};
   std::string target = request.path;
@@ -467,10 +469,30 @@ void ApiServer::forward_to_leader(const httplib::Request& request, httplib::Resp
     target += "?" + httplib::detail::params_to_query_str(request.params);
   }
   const std::string& body = request.body;
-  httplib::Result result = request.method == "GET" ? client.Get(target, headers)
-                           : request.method == "DELETE"
-                               ? client.Delete(target, headers, body, "application/json")
-                               : client.Post(target, headers, body, "application/json");
+  // One keep-alive connection per server thread and leader address: a new connection per relayed
+  // request used up the loopback's ephemeral ports (TIME_WAIT) under keepalive load.
+  thread_local std::map<std::string, std::unique_ptr<httplib::Client>> clients;
+  // Only keepalive and GET lease are relayed; both are safe to send twice, so a connection the
+  // leader closed while idle is retried once on a fresh one.
+  auto send = [&]() {
+    auto& client = clients[*address];
+    if (!client) {
+      client = std::make_unique<httplib::Client>("http://" + *address);
+      client->set_tcp_nodelay(true);
+      client->set_keep_alive(true);
+      client->set_connection_timeout(std::chrono::milliseconds(500));
+      client->set_read_timeout(options_.forward_timeout);
+      client->set_write_timeout(options_.forward_timeout);
+    }
+    httplib::Result result = request.method == "GET" ? client->Get(target, headers)
+                             : request.method == "DELETE"
+                                 ? client->Delete(target, headers, body, "application/json")
+                                 : client->Post(target, headers, body, "application/json");
+    if (!result) client.reset();
+    return result;
+  };
+  httplib::Result result = send();
+  if (!result) result = send();
   if (!result) {
     response.set_header("Retry-After", "1");
     write_error(response, 503, "no_leader",

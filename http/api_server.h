@@ -84,6 +84,7 @@ class ApiServer {
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int bound_port_ = 0;
+  int listen_socket_ = -1;  // the listening socket (for its accept backlog)
 };
 
 }  // namespace raftlock::http

@@ -15,8 +15,9 @@ constexpr auto kRequestTimeout = 5s;   // a non-waiting write that is not commit
 constexpr auto kRetryBackoff = 25ms;   // pause between retries while there is no leader
 constexpr auto kTimerInterval = 10ms;  // leader's lease/lock-delay timer resolution
 
-std::string lock_key(const std::string& name) {
-  return "l:" + name;
+// The watch of one lease's parked acquire of one lock.
+std::string lock_waiter_key(const std::string& name, LeaseId lease_id) {
+  return "l:" + name + "#" + std::to_string(lease_id);
 }
 std::string election_key(const std::string& name) {
   return "e:" + name;
@@ -100,6 +101,7 @@ Status LockService::restore(std::string_view data) {
         lease_deadlines_[id] = now + std::chrono::milliseconds(lease->ttl_ms);
       }
     }
+    next_lease_scan_ = Clock::time_point::min();
   }
   return Ok{};
 }
@@ -109,20 +111,39 @@ void LockService::notify(const std::string& key) {
   if (it != watches_.end()) it->second->cv.notify_all();
 }
 
+void LockService::notify_lock_waiters(const std::string& name) {
+  auto parked = parked_lock_leases_.find(name);
+  if (parked == parked_lock_leases_.end()) return;
+  const LockView lock = machine_.get_lock(name);
+  const std::vector<LeaseId> queue = machine_.lock_waiters(name);
+  for (LeaseId lease_id : parked->second) {
+    const bool holds = lock.holder && lock.holder->lease_id == lease_id;
+    if (holds || !contains(queue, lease_id)) notify(lock_waiter_key(name, lease_id));
+  }
+}
+
 void LockService::handle_events(const CommandResult& result) {
   const auto now = Clock::now();
-  if (result.lock) notify(lock_key(result.lock->name));
+  if (result.lock) notify_lock_waiters(result.lock->name);
   if (result.election) notify(election_key(result.election->name));
   if (leader_ && result.lease_created && result.lease) {
-    lease_deadlines_[result.lease->lease_id] =
-        now + std::chrono::milliseconds(result.lease->ttl_ms);
+    const auto deadline = now + std::chrono::milliseconds(result.lease->ttl_ms);
+    lease_deadlines_[result.lease->lease_id] = deadline;
+    next_lease_scan_ = std::min(next_lease_scan_, deadline);
   }
   for (const Event& event : result.events) {
     if (const auto* granted = std::get_if<LockGrantedEvent>(&event)) {
-      notify(lock_key(granted->name));
+      auto watch = watches_.find(lock_waiter_key(granted->name, granted->lease_id));
+      if (watch != watches_.end()) {
+        CommandResult grant;
+        grant.outcome = Outcome::kGranted;
+        grant.lock = machine_.get_lock(granted->name);
+        grant.lease = machine_.get_lease(granted->lease_id);
+        watch->second->granted[granted->lease_id] = std::move(grant);
+      }
+      notify_lock_waiters(granted->name);
       lock_delay_ends_.erase(granted->name);
     } else if (const auto* delay = std::get_if<LockDelayStartedEvent>(&event)) {
-      notify(lock_key(delay->name));
       if (leader_) {
         lock_delay_ends_[delay->name] = {now + std::chrono::milliseconds(delay->delay_ms),
                                          delay->started_index};
@@ -131,11 +152,19 @@ void LockService::handle_events(const CommandResult& result) {
       lease_deadlines_.erase(ended->lease_id);
       expiry_proposed_.erase(ended->lease_id);
       if (ended->expired && metrics_) metrics_->lease_expirations.Increment();
-      for (const auto& name : ended->released_locks) notify(lock_key(name));
-      for (const auto& name : ended->cancelled_lock_waits) notify(lock_key(name));
+      for (const auto& name : ended->released_locks) notify_lock_waiters(name);
+      for (const auto& name : ended->cancelled_lock_waits) notify_lock_waiters(name);
       for (const auto& name : ended->resigned_elections) notify(election_key(name));
       for (const auto& name : ended->cancelled_campaigns) notify(election_key(name));
     } else if (const auto* changed = std::get_if<ElectionChangedEvent>(&event)) {
+      auto watch = watches_.find(election_key(changed->name));
+      if (watch != watches_.end() && changed->leader) {
+        CommandResult grant;
+        grant.outcome = Outcome::kGranted;
+        grant.election = machine_.get_election(changed->name);
+        grant.lease = machine_.get_lease(changed->leader->lease_id);
+        watch->second->granted[changed->leader->lease_id] = std::move(grant);
+      }
       notify(election_key(changed->name));
       if (metrics_) metrics_->election_leader_changes.Increment();
     }
@@ -145,12 +174,14 @@ void LockService::handle_events(const CommandResult& result) {
 void LockService::on_soft_state(const raft::SoftState& state) {
   std::lock_guard lock(mu_);
   const bool now_leader = state.role == raft::Role::kLeader;
-  if (now_leader == leader_) return;
+  if (now_leader == leader_ && (!now_leader || state.term == leader_term_)) return;
   leader_ = now_leader;
+  leader_term_ = now_leader ? state.term : 0;
   lease_deadlines_.clear();
   expiry_proposed_.clear();
   lock_delay_ends_.clear();
   delay_end_proposed_.clear();
+  next_lease_scan_ = Clock::time_point::min();
   if (!now_leader) return;
   // A new leader gives every lease a fresh full TTL, and every lock-delay its full delay, from the
   // moment it takes over: it cannot know how long ago the old leader last heard from a client.
@@ -196,7 +227,10 @@ void LockService::timer_loop() {
       }
       auto result = it->future.get();
       if (!result) {
-        if (it->lease_id != 0) expiry_proposed_.erase(it->lease_id);
+        if (it->lease_id != 0) {
+          expiry_proposed_.erase(it->lease_id);
+          next_lease_scan_ = Clock::time_point::min();  // retry it on the next tick
+        }
         if (!it->delayed_lock.empty()) delay_end_proposed_.erase(it->delayed_lock);
       } else if (!it->delayed_lock.empty()) {
         delay_end_proposed_.erase(it->delayed_lock);
@@ -207,8 +241,17 @@ void LockService::timer_loop() {
     if (!leader_ || node_ == nullptr) continue;
     std::vector<Command> commands;
     std::vector<InFlight> started;
+    // Keepalives only move deadlines later, so the earliest deadline seen by the last scan stays
+    // a lower bound until a lease is created (handle_events lowers the bound then).
+    const bool scan_leases = now >= next_lease_scan_;
+    if (scan_leases) next_lease_scan_ = Clock::time_point::max();
     for (const auto& [lease_id, deadline] : lease_deadlines_) {
-      if (deadline > now || expiry_proposed_.count(lease_id)) continue;
+      if (!scan_leases) break;
+      if (expiry_proposed_.count(lease_id)) continue;
+      if (deadline > now) {
+        next_lease_scan_ = std::min(next_lease_scan_, deadline);
+        continue;
+      }
       auto lease = machine_.get_lease(lease_id);
       if (!lease) continue;
       expiry_proposed_.insert(lease_id);
@@ -224,9 +267,12 @@ void LockService::timer_loop() {
       started.push_back(InFlight{{}, 0, name});
     }
     if (commands.empty()) continue;
+    // Decided from this leader's clock in this term: they must never take effect through another
+    // leader (a deposed leader forwarding its expiry to the new one), so they are not forwarded.
+    const raft::Term term = leader_term_;
     lock.unlock();
     for (size_t i = 0; i < commands.size(); ++i) {
-      started[i].future = node_->propose(encode_command(commands[i]));
+      started[i].future = node_->propose_as_leader(encode_command(commands[i]), term);
       in_flight.push_back(std::move(started[i]));
     }
     lock.lock();
@@ -254,7 +300,8 @@ Result<CommandResult> LockService::propose(const Command& command, Clock::time_p
     auto future = node_->propose(encoded);
     if (future.wait_until(deadline) != std::future_status::ready) {
       return make_error(ErrorCode::kTimeout,
-                        "The request was not committed in time; it is safe to retry.");
+                        "The request was not answered in time; it may or may not have taken effect "
+                        "(retrying with the same arguments is safe).");
     }
     auto result = future.get();
     if (result) {
@@ -301,42 +348,60 @@ Result<CommandResult> LockService::revoke_lease(LeaseId lease_id) {
   return propose(RevokeLease{lease_id}, Clock::now() + kRequestTimeout);
 }
 
-Result<LeaseStatus> LockService::keepalive(LeaseId lease_id) {
-  {
-    std::lock_guard lock(mu_);
+// Called after a read barrier, with mu_ held: the lease as this confirmed leader will answer for
+// it. A lease past its deadline, or whose expiry this leader proposed, is neither alive nor gone
+// until that expiry is applied (a deposed leader's expiry never is): wait for the log to say.
+Result<std::optional<LeaseView>> LockService::settled_lease(LeaseId lease_id,
+                                                            std::unique_lock<std::mutex>& lock) {
+  const auto limit = Clock::now() + kRequestTimeout;
+  while (true) {
     if (!leader_) return make_error(ErrorCode::kNotLeader, "This node is not the leader.");
-    if (!machine_.lease_exists(lease_id) || expiry_proposed_.count(lease_id)) {
-      return make_error(ErrorCode::kNotFound, "Lease " + std::to_string(lease_id) + " not found.");
+    auto lease = machine_.get_lease(lease_id);
+    if (!lease) return std::optional<LeaseView>{};
+    const auto now = Clock::now();
+    auto deadline = lease_deadlines_.find(lease_id);
+    const bool expiring = expiry_proposed_.count(lease_id) > 0 ||
+                          deadline == lease_deadlines_.end() || deadline->second <= now;
+    if (!expiring) return std::optional<LeaseView>{std::move(*lease)};
+    if (now >= limit) {
+      return make_error(ErrorCode::kTimeout,
+                        "Lease " + std::to_string(lease_id) + " is expiring; retry shortly.");
     }
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    lock.lock();
   }
-  // Only a leader that a quorum still follows may extend a lease (a deposed leader must not).
+}
+
+Result<LeaseStatus> LockService::keepalive(LeaseId lease_id) {
+  if (!is_leader()) return make_error(ErrorCode::kNotLeader, "This node is not the leader.");
+  // Only a leader that a quorum still follows may extend a lease, or say it is gone (a deposed
+  // leader's view of it is stale either way).
   auto confirmed = read_barrier(true);
   if (!confirmed) return confirmed.error();
-  std::lock_guard lock(mu_);
-  if (!leader_) return make_error(ErrorCode::kNotLeader, "This node is not the leader.");
-  auto lease = machine_.get_lease(lease_id);
-  const auto now = Clock::now();
-  auto deadline = lease_deadlines_.find(lease_id);
-  if (!lease || expiry_proposed_.count(lease_id) || deadline == lease_deadlines_.end() ||
-      deadline->second <= now) {
+  std::unique_lock lock(mu_);
+  auto lease = settled_lease(lease_id, lock);
+  if (!lease) return lease.error();
+  if (!*lease) {
     return make_error(ErrorCode::kNotFound, "Lease " + std::to_string(lease_id) + " not found.");
   }
-  deadline->second = std::max(deadline->second, now + std::chrono::milliseconds(lease->ttl_ms));
-  return LeaseStatus{*lease, remaining_ms(deadline->second, now)};
+  const auto now = Clock::now();
+  auto& deadline = lease_deadlines_[lease_id];
+  deadline = std::max(deadline, now + std::chrono::milliseconds((*lease)->ttl_ms));
+  return LeaseStatus{**lease, remaining_ms(deadline, now)};
 }
 
 Result<LeaseStatus> LockService::get_lease(LeaseId lease_id) {
   if (!is_leader()) return make_error(ErrorCode::kNotLeader, "This node is not the leader.");
   auto confirmed = read_barrier(true);
   if (!confirmed) return confirmed.error();
-  std::lock_guard lock(mu_);
-  if (!leader_) return make_error(ErrorCode::kNotLeader, "This node is not the leader.");
-  auto lease = machine_.get_lease(lease_id);
-  auto deadline = lease_deadlines_.find(lease_id);
-  if (!lease || expiry_proposed_.count(lease_id) || deadline == lease_deadlines_.end()) {
+  std::unique_lock lock(mu_);
+  auto lease = settled_lease(lease_id, lock);
+  if (!lease) return lease.error();
+  if (!*lease) {
     return make_error(ErrorCode::kNotFound, "Lease " + std::to_string(lease_id) + " not found.");
   }
-  return LeaseStatus{*lease, remaining_ms(deadline->second, Clock::now())};
+  return LeaseStatus{**lease, remaining_ms(lease_deadlines_[lease_id], Clock::now())};
 }
 
 Result<CommandResult> LockService::acquire(const AcquireRequest& request) {
@@ -349,10 +414,8 @@ Result<CommandResult> LockService::acquire(const AcquireRequest& request) {
   command.lock_delay_ms = request.lock_delay_ms;
   command.wait = request.wait_ms > 0;
   command.create_lease_ttl_ms = request.create_ttl_ms;
-  auto result = propose(command, std::max(wait_deadline, started + kRequestTimeout));
-  if (result && result->outcome == Outcome::kQueued) {
-    result = park(true, request.name, command.lease_id, wait_deadline);
-  }
+  auto result = propose_and_wait(true, command, request.name, command.lease_id, command.wait,
+                                 wait_deadline, std::max(wait_deadline, started + kRequestTimeout));
   if (metrics_) {
     const char* outcome = !result                                ? "failed"
                           : result->outcome == Outcome::kGranted ? "granted"
@@ -365,18 +428,61 @@ Result<CommandResult> LockService::acquire(const AcquireRequest& request) {
   return result;
 }
 
+std::shared_ptr<LockService::Watch> LockService::attach_watch(bool is_lock, const std::string& name,
+                                                              LeaseId lease_id) {
+  const std::string key = is_lock ? lock_waiter_key(name, lease_id) : election_key(name);
+  std::lock_guard lock(mu_);
+  auto& watch = watches_[key];
+  if (!watch) watch = std::make_shared<Watch>();
+  if (is_lock) parked_lock_leases_[name].insert(lease_id);
+  ++watch->waiters;
+  watch->granted.erase(lease_id);  // only grants from now on answer this request
+  return watch;  // the map entry may be erased by another waiter; the caller keeps ours alive
+}
+
+void LockService::detach_watch(bool is_lock, const std::string& name, LeaseId lease_id,
+                               const std::shared_ptr<Watch>& watch) {
+  const std::string key = is_lock ? lock_waiter_key(name, lease_id) : election_key(name);
+  std::lock_guard lock(mu_);
+  watch->granted.erase(lease_id);
+  if (--watch->waiters > 0) return;
+  auto it = watches_.find(key);
+  if (it != watches_.end() && it->second == watch) watches_.erase(it);
+  if (is_lock) {
+    auto parked = parked_lock_leases_.find(name);
+    if (parked != parked_lock_leases_.end()) {
+      parked->second.erase(lease_id);
+      if (parked->second.empty()) parked_lock_leases_.erase(parked);
+    }
+  }
+}
+
+Result<CommandResult> LockService::propose_and_wait(bool is_lock, const Command& command,
+                                                    const std::string& name, LeaseId lease_id,
+                                                    bool wait, Clock::time_point wait_deadline,
+                                                    Clock::time_point propose_deadline) {
+  if (!wait) return propose(command, propose_deadline);
+  auto watch = attach_watch(is_lock, name, lease_id);
+  auto result = propose(command, propose_deadline);
+  if (result && result->outcome == Outcome::kQueued) {
+    result = park(is_lock, name, lease_id, watch, wait_deadline);
+  }
+  detach_watch(is_lock, name, lease_id, watch);
+  return result;
+}
+
 Result<CommandResult> LockService::park(bool is_lock, const std::string& name, LeaseId lease_id,
+                                        const std::shared_ptr<Watch>& keep,
                                         Clock::time_point wait_deadline) {
-  const std::string key = is_lock ? lock_key(name) : election_key(name);
   {
     std::unique_lock lock(mu_);
-    auto& watch = watches_[key];
-    if (!watch) watch = std::make_shared<Watch>();
-    auto keep = watch;  // the map entry may be erased by another waiter; keep ours alive
-    ++keep->waiters;
     std::optional<CommandResult> answer;
     while (!answer) {
       if (stopping_) break;
+      if (auto granted = keep->granted.find(lease_id); granted != keep->granted.end()) {
+        answer = granted->second;  // granted at an apply, whatever happened to the lease since
+        break;
+      }
       CommandResult now_state;
       bool holds = false;
       bool queued = false;
@@ -407,13 +513,19 @@ Result<CommandResult> LockService::park(bool is_lock, const std::string& name, L
         keep->cv.wait_until(lock, wait_deadline);
       }
     }
-    if (--keep->waiters == 0) watches_.erase(key);
     if (answer) return *answer;
     if (stopping_) return make_error(ErrorCode::kUnavailable, "The node is shutting down.");
   }
   // The wait is over: leave the queue through the log. If the grant won the race, the log says so.
-  if (is_lock) return propose(CancelWait{name, lease_id}, Clock::now() + kRequestTimeout);
-  return propose(CancelCampaign{name, lease_id}, Clock::now() + kRequestTimeout);
+  auto cancelled = is_lock
+                       ? propose(CancelWait{name, lease_id}, Clock::now() + kRequestTimeout)
+                       : propose(CancelCampaign{name, lease_id}, Clock::now() + kRequestTimeout);
+  // A grant applied before the cancel is the answer, even if the lease has ended since.
+  std::lock_guard lock(mu_);
+  if (auto granted = keep->granted.find(lease_id); granted != keep->granted.end()) {
+    return granted->second;
+  }
+  return cancelled;
 }
 
 Result<CommandResult> LockService::release(const std::string& name, LeaseId lease_id,
@@ -445,11 +557,8 @@ Result<CommandResult> LockService::campaign(const CampaignRequest& request) {
   command.value = request.value;
   command.wait = request.wait_ms > 0;
   command.create_lease_ttl_ms = request.create_ttl_ms;
-  auto result = propose(command, std::max(wait_deadline, started + kRequestTimeout));
-  if (result && result->outcome == Outcome::kQueued) {
-    result = park(false, request.name, command.lease_id, wait_deadline);
-  }
-  return result;
+  return propose_and_wait(false, command, request.name, command.lease_id, command.wait,
+                          wait_deadline, std::max(wait_deadline, started + kRequestTimeout));
 }
 
 Result<CommandResult> LockService::proclaim(const std::string& name, LeaseId lease_id,

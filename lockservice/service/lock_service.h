@@ -99,12 +99,29 @@ class LockService final : public raft::StateMachine {
  private:
   // Proposes an idempotent command, retrying through leader changes until `deadline`.
   Result<CommandResult> propose(const Command& command, Clock::time_point deadline);
-  // Wakes every request parked on `key` ("l:<lock>" or "e:<election>").
+  // Wakes every request parked on `key` ("l:<lock>#<lease>" or "e:<election>").
   void notify(const std::string& key);
+  // Wakes the requests parked on lock `name` whose wait is over: their lease now holds it or is no
+  // longer queued. The others stay asleep (16 waiters on one lock would otherwise all wake, and
+  // go back to sleep, on every change of that lock).
+  void notify_lock_waiters(const std::string& name);
   LeaseId pick_lease_id();
+  Result<std::optional<LeaseView>> settled_lease(LeaseId lease_id,
+                                                 std::unique_lock<std::mutex>& lock);
+  struct Watch;
+  // A waiting acquire/campaign registers its watch BEFORE proposing, so a grant applied at any
+  // moment after that is recorded for it (see Watch::granted) and detaches it when answered.
+  std::shared_ptr<Watch> attach_watch(bool is_lock, const std::string& name, LeaseId lease_id);
+  void detach_watch(bool is_lock, const std::string& name, LeaseId lease_id,
+                    const std::shared_ptr<Watch>& watch);
   // Parks an acquire/campaign that was queued until granted, lease gone, or the wait ends.
   Result<CommandResult> park(bool is_lock, const std::string& name, LeaseId lease_id,
-                             Clock::time_point wait_deadline);
+                             const std::shared_ptr<Watch>& watch, Clock::time_point wait_deadline);
+  // Proposes a waiting acquire/campaign and parks it if it was queued.
+  Result<CommandResult> propose_and_wait(bool is_lock, const Command& command,
+                                         const std::string& name, LeaseId lease_id, bool wait,
+                                         Clock::time_point wait_deadline,
+                                         Clock::time_point propose_deadline);
   void on_soft_state(const raft::SoftState& state);
   void handle_events(const CommandResult& result);
   void timer_loop();
@@ -118,13 +135,23 @@ class LockService final : public raft::StateMachine {
   struct Watch {
     std::condition_variable cv;
     int waiters = 0;
+    // Grants applied while a request waited, by lease: the answer it must give even if the
+    // lease ended right after (a parked request can wake only after both were applied).
+    std::map<LeaseId, CommandResult> granted;
   };
   std::map<std::string, std::shared_ptr<Watch>> watches_;
+  // Leases with a request parked on each lock (their watch key is "l:<lock>#<lease>").
+  std::map<std::string, std::set<LeaseId>> parked_lock_leases_;
   bool stopping_ = false;
 
   // Leader-only volatile state (guarded by mu_).
   bool leader_ = false;
+  raft::Term leader_term_ = 0;  // the term this node leads (while leader_)
   std::map<LeaseId, Clock::time_point> lease_deadlines_;
+  // No lease deadline is earlier than this (a lower bound): the timer scans lease_deadlines_ only
+  // once it has passed, not every tick (50,000 leases would otherwise be walked 100 times a second
+  // while holding mu_).
+  Clock::time_point next_lease_scan_ = Clock::time_point::min();
   std::set<LeaseId> expiry_proposed_;
   std::map<std::string, std::pair<Clock::time_point, raft::Index>> lock_delay_ends_;
   std::set<std::string> delay_end_proposed_;

@@ -33,6 +33,7 @@ Status Node::start() {
   }
   InitialState initial;
   initial.hard_state = persisted.hard_state;
+  durable_hard_state_ = persisted.hard_state;
   initial.snapshot = persisted.snapshot;
   initial.entries = std::move(persisted.entries);
   initial.bootstrap_config = std::move(persisted.bootstrap_config);
@@ -107,6 +108,30 @@ std::future<Result<std::any>> Node::propose(std::string command) {
   return future;
 }
 
+std::future<Result<std::any>> Node::propose_as_leader(std::string command, Term term) {
+  auto promise = std::make_shared<std::promise<Result<std::any>>>();
+  auto future = promise->get_future();
+  post([this, promise, term, command = std::move(command)](bool alive) mutable {
+    if (!alive) {
+      promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
+      return;
+    }
+    if (core_->role() != Role::kLeader || core_->term() != term) {
+      promise->set_value(make_error(ErrorCode::kNotLeader,
+                                    "no longer the leader of term " + std::to_string(term)));
+      return;
+    }
+    const auto proposed_at = Clock::now();
+    auto appended = core_->propose(std::move(command));
+    if (!appended) {
+      promise->set_value(appended.error());
+      return;
+    }
+    track_proposal(*appended, promise, proposed_at);
+  });
+  return future;
+}
+
 std::future<Result<EntryId>> Node::append(std::string command) {
   auto promise = std::make_shared<std::promise<Result<EntryId>>>();
   auto future = promise->get_future();
@@ -134,8 +159,7 @@ void Node::track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::a
       }
       return;
     }
-    promise->set_value(
-        make_error(ErrorCode::kDropped, "the entry's result is no longer known; retry"));
+    promise->set_value(make_error(ErrorCode::kTimeout, "the entry's outcome is no longer known"));
     return;
   }
   auto existing = proposals_.find(id.index);
@@ -286,11 +310,24 @@ void Node::handle_ready() {
       }
       soft_state_ = soft;
       if (lost_leadership || leader_changed) {
-        fail_all_pending(ErrorCode::kDropped, "leadership changed; retry");
+        // Reads are safe to retry. Proposals are not failed here: one appended under the old
+        // leader may still commit under the new one, and a retry would then apply twice. Each
+        // stays tracked by its (index, term) and is answered by the entry applied at its index:
+        // its own (done) or another one (kDropped: it can never commit, so a retry is safe).
+        fail_pending_reads(ErrorCode::kDropped, "leadership changed; retry");
       }
       if (observer_) observer_->on_soft_state(soft);
       if (soft_state_listener_) soft_state_listener_(soft);
     }
+    // A leader whose term and vote are already durable sends before persisting (Raft thesis
+    // §10.2.1): its followers write the new entries while it writes them too. It cannot commit
+    // anything on the strength of its own copy until that write is durable: the core counts the
+    // leader's own match only from advance(), after the persist below.
+    const bool send_first =
+        core_->role() == Role::kLeader &&
+        (!ready.hard_state || (ready.hard_state->term == durable_hard_state_.term &&
+                               ready.hard_state->vote == durable_hard_state_.vote));
+    if (send_first && !ready.messages.empty()) sender_(std::move(ready.messages));
     if (ready.hard_state || !ready.entries.empty() || ready.snapshot) {
       if (observer_ && !ready.entries.empty()) {
         observer_->on_appending(ready.entries.front().index, ready.entries.back().index);
@@ -301,9 +338,10 @@ void Node::handle_ready() {
         fail_stop("storage failure: " + persisted.error().message);
         return;
       }
+      if (ready.hard_state) durable_hard_state_ = *ready.hard_state;
       if (observer_) observer_->on_persist(Clock::now() - started, ready.entries.size());
     }
-    if (!ready.messages.empty()) sender_(std::move(ready.messages));
+    if (!send_first && !ready.messages.empty()) sender_(std::move(ready.messages));
     if (ready.snapshot) {
       const auto restore_started = Clock::now();
       auto restored = state_machine_.restore(*ready.snapshot->data);
@@ -316,8 +354,9 @@ void Node::handle_ready() {
       // Proposals at or below the snapshot index can no longer be matched to their entries.
       for (auto it = proposals_.begin();
            it != proposals_.end() && it->first <= ready.snapshot->meta.index;) {
-        it->second.promise->set_value(
-            make_error(ErrorCode::kDropped, "entry superseded by a snapshot; retry"));
+        // It may be inside the snapshot or not: the outcome is unknown, so no automatic retry.
+        it->second.promise->set_value(make_error(
+            ErrorCode::kTimeout, "the entry was superseded by a snapshot; its outcome is unknown"));
         it = proposals_.erase(it);
       }
       spdlog::info("node {} term {}: installed snapshot at index {} ({} bytes)", options_.core.id,
@@ -364,11 +403,10 @@ void Node::apply_entries(const std::vector<Entry>& entries) {
   const auto started = Clock::now();
   for (const Entry& entry : entries) {
     std::any result;
-    if (entry.type == EntryType::kNormal) {
-      result = state_machine_.apply(entry.index, entry.data);
-      recent_results_.push_back(AppliedResult{EntryId{entry.index, entry.term}, result});
-      if (recent_results_.size() > kRecentResults) recent_results_.pop_front();
-    }
+    if (entry.type == EntryType::kNormal) result = state_machine_.apply(entry.index, entry.data);
+    // Every entry, no-ops too: a late forwarded answer is matched by (index, term).
+    recent_results_.push_back(AppliedResult{EntryId{entry.index, entry.term}, result});
+    if (recent_results_.size() > kRecentResults) recent_results_.pop_front();
     auto it = proposals_.find(entry.index);
     if (it == proposals_.end()) continue;
     if (it->second.term == entry.term) {
@@ -414,6 +452,10 @@ void Node::expire_reads(Clock::time_point now) {
 void Node::fail_all_pending(ErrorCode code, const std::string& why) {
   for (auto& [index, pending] : proposals_) pending.promise->set_value(make_error(code, why));
   proposals_.clear();
+  fail_pending_reads(code, why);
+}
+
+void Node::fail_pending_reads(ErrorCode code, const std::string& why) {
   for (auto& [context, read] : reads_) read.promise.set_value(make_error(code, why));
   reads_.clear();
 }

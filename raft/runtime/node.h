@@ -89,9 +89,16 @@ class Node {
 
   // Thread-safe. Completes with the state machine's result once the command is applied on THIS
   // node at the (index, term) it was appended at. On a follower the command is forwarded to the
-  // leader (see set_forwarder). Fails with kNoLeader, kDropped (leadership changed or the entry
-  // was overwritten: safe to retry an idempotent command), kUnavailable (stopping).
+  // leader (see set_forwarder). Fails with kNoLeader / kNotLeader (not appended anywhere),
+  // kDropped (another entry was committed at its index: it never will be, a retry is safe),
+  // kTimeout (the outcome is unknown: it may have been applied), kUnavailable (stopping). A
+  // leadership change alone fails nothing: the entry may still commit under the new leader.
   std::future<Result<std::any>> propose(std::string command);
+  // Thread-safe. Like propose(), but only as the leader of `term`: never forwarded, and fails with
+  // kNotLeader if this node is not (or no longer) the leader of that term. For commands a leader
+  // decides from its own volatile state (lease expiry): forwarded by a deposed leader, they would
+  // take effect through the new leader, which decided otherwise.
+  std::future<Result<std::any>> propose_as_leader(std::string command, Term term);
   // Thread-safe, leader side of forwarding: appends `command` and answers where it was appended
   // without waiting for the commit. kNotLeader / kNoLeader on a follower.
   std::future<Result<EntryId>> append(std::string command);
@@ -134,6 +141,7 @@ class Node {
   void serve_reads();
   void expire_reads(std::chrono::steady_clock::time_point now);
   void fail_all_pending(ErrorCode code, const std::string& why);
+  void fail_pending_reads(ErrorCode code, const std::string& why);
   void maybe_snapshot();
   void publish_status();
   void fail_stop(const std::string& why);
@@ -170,6 +178,7 @@ class Node {
   std::vector<Completion> completions_;
   static constexpr size_t kRecentResults = 4096;
   SoftState soft_state_;
+  HardState durable_hard_state_;  // the hard state last made durable
   Index last_heard_commit_ = 0;
 
   // Cross-thread state.
