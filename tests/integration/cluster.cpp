@@ -161,7 +161,10 @@ std::string Cluster::initial_cluster() const {
   std::string out;
   for (const auto& [id, node] : nodes_) {
     if (!out.empty()) out += ",";
-    out += std::to_string(id) + "=127.0.0.1:" + std::to_string(node.peer_port);
+    auto advertised = options_.advertised_peer_port.find(id);
+    const int port =
+        advertised == options_.advertised_peer_port.end() ? node.peer_port : advertised->second;
+    out += std::to_string(id) + "=127.0.0.1:" + std::to_string(port);
   }
   return out;
 }

@@ -39,6 +39,9 @@ struct ClusterOptions {
   int election_timeout_ms = 500;
   int snapshot_every = 10000;
   std::vector<std::string> extra_args;
+  // Node id -> the peer port its membership entry (--initial-cluster) names, when that differs
+  // from the port it listens on (a fault-injecting proxy in between). Missing ids: the same port.
+  std::map<int, int> advertised_peer_port;
 };
 
 class Cluster {
