@@ -465,7 +465,13 @@ Result<CommandResult> LockService::propose_and_wait(bool is_lock, const Command&
   auto watch = attach_watch(is_lock, name, lease_id);
   auto result = propose(command, propose_deadline);
   if (result && result->outcome == Outcome::kQueued) {
-    result = park(is_lock, name, lease_id, watch, wait_deadline);
+    // Grants recorded since attach_watch may be replays of entries older than this request (a
+    // restarted node re-applies its log): only a token above the object's revision at the
+    // queueing entry is a grant for this request.
+    const raft::Index queued_revision = result->lock       ? result->lock->revision
+                                        : result->election ? result->election->revision
+                                                           : 0;
+    result = park(is_lock, name, lease_id, watch, queued_revision, wait_deadline);
   }
   detach_watch(is_lock, name, lease_id, watch);
   return result;
@@ -473,14 +479,27 @@ Result<CommandResult> LockService::propose_and_wait(bool is_lock, const Command&
 
 Result<CommandResult> LockService::park(bool is_lock, const std::string& name, LeaseId lease_id,
                                         const std::shared_ptr<Watch>& keep,
+                                        raft::Index queued_revision,
                                         Clock::time_point wait_deadline) {
+  // The grant recorded for this request, if any (see propose_and_wait).
+  auto recorded_grant = [&]() -> std::optional<CommandResult> {
+    auto granted = keep->granted.find(lease_id);
+    if (granted == keep->granted.end()) return std::nullopt;
+    const CommandResult& grant = granted->second;
+    const FencingToken token = grant.lock && grant.lock->holder ? grant.lock->holder->fencing_token
+                               : grant.election && grant.election->leader
+                                   ? grant.election->leader->fencing_token
+                                   : 0;
+    if (token <= queued_revision) return std::nullopt;
+    return grant;
+  };
   {
     std::unique_lock lock(mu_);
     std::optional<CommandResult> answer;
     while (!answer) {
       if (stopping_) break;
-      if (auto granted = keep->granted.find(lease_id); granted != keep->granted.end()) {
-        answer = granted->second;  // granted at an apply, whatever happened to the lease since
+      if (auto grant = recorded_grant()) {
+        answer = std::move(grant);  // granted at an apply, whatever happened to the lease since
         break;
       }
       CommandResult now_state;
@@ -522,9 +541,7 @@ Result<CommandResult> LockService::park(bool is_lock, const std::string& name, L
                        : propose(CancelCampaign{name, lease_id}, Clock::now() + kRequestTimeout);
   // A grant applied before the cancel is the answer, even if the lease has ended since.
   std::lock_guard lock(mu_);
-  if (auto granted = keep->granted.find(lease_id); granted != keep->granted.end()) {
-    return granted->second;
-  }
+  if (auto grant = recorded_grant()) return *grant;
   return cancelled;
 }
 

@@ -116,7 +116,8 @@ class LockService final : public raft::StateMachine {
                     const std::shared_ptr<Watch>& watch);
   // Parks an acquire/campaign that was queued until granted, lease gone, or the wait ends.
   Result<CommandResult> park(bool is_lock, const std::string& name, LeaseId lease_id,
-                             const std::shared_ptr<Watch>& watch, Clock::time_point wait_deadline);
+                             const std::shared_ptr<Watch>& watch, raft::Index queued_revision,
+                             Clock::time_point wait_deadline);
   // Proposes a waiting acquire/campaign and parks it if it was queued.
   Result<CommandResult> propose_and_wait(bool is_lock, const Command& command,
                                          const std::string& name, LeaseId lease_id, bool wait,
