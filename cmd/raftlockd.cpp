@@ -202,8 +202,20 @@ int main(int argc, char** argv) {
     }
     forward_pool.enqueue([address = *address, command = std::move(command), done = std::move(done),
                           cluster_id, self_id]() {
-      thread_local std::map<std::string, std::unique_ptr<httplib::Client>> clients;
-      auto& client = clients[address];
+      // One keep-alive connection per pool thread and leader. httplib's server closes a
+      // connection idle for 5 s and this client does not notice before writing to it; such a
+      // request fails after sending and its outcome would be unknown. A connection idle for 2 s
+      // is therefore replaced before use.
+      struct Connection {
+        std::unique_ptr<httplib::Client> client;
+        std::chrono::steady_clock::time_point last_used;
+      };
+      thread_local std::map<std::string, Connection> clients;
+      auto& connection = clients[address];
+      auto& client = connection.client;
+      const auto now = std::chrono::steady_clock::now();
+      if (client && now - connection.last_used > std::chrono::seconds(2)) client.reset();
+      connection.last_used = now;
       if (!client) {
         client = std::make_unique<httplib::Client>("http://" + address);
         client->set_tcp_nodelay(true);
@@ -216,15 +228,18 @@ int main(int argc, char** argv) {
           client->Post(kAppendPath, {{kClusterHeader, cluster_id}, {kFromHeader, self_id}}, command,
                        "application/octet-stream");
       if (!result) {
-        const bool never_sent = result.error() == httplib::Error::Connection;
+        // Not connected, or the request could not be written: the leader never got it.
+        const bool never_sent = result.error() == httplib::Error::Connection ||
+                                result.error() == httplib::Error::ConnectionTimeout ||
+                                result.error() == httplib::Error::Write;
         client.reset();
         if (never_sent) {
           done(make_error(ErrorCode::kNoLeader, "the leader could not be reached"));
         } else {
           // Sent, but no answer: the leader may have appended it, so it must not be retried.
-          done(
-              make_error(ErrorCode::kTimeout,
-                         "the leader did not answer a forwarded proposal; its outcome is unknown"));
+          done(make_error(ErrorCode::kTimeout, "the leader did not answer a forwarded proposal (" +
+                                                   httplib::to_string(result.error()) +
+                                                   "); its outcome is unknown"));
         }
         return;
       }

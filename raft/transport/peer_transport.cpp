@@ -546,9 +546,11 @@ Status PeerTransport::start() {
   if (route_installer_) route_installer_(*server);
   // httplib's default socket options add SO_REUSEPORT, which would let a second process listen on
   // a peer port that is already in use; keep only SO_REUSEADDR (restart over TIME_WAIT).
-  server->set_socket_options([](socket_t sock) {
+  auto listen_socket = std::make_shared<socket_t>(-1);
+  server->set_socket_options([listen_socket](socket_t sock) {
     const int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *listen_socket = sock;
   });
 
   int port = listen->port;
@@ -563,6 +565,9 @@ Status PeerTransport::start() {
     return make_error(ErrorCode::kIo, explain_bind_failure(listen.value(), options_.listen_addr));
   }
 
+  // httplib listens with a backlog of 5: a burst of peers' pool threads connecting at once would
+  // see SYNs dropped and connect timeouts. Listening again on the bound socket raises it.
+  if (*listen_socket >= 0) ::listen(*listen_socket, SOMAXCONN);
   server_ = std::move(server);
   listen_port_ = port;
   running_ = true;
