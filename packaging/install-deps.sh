@@ -8,8 +8,11 @@ packages=(
   prometheus-cpp-dev curl
   prometheus  # promtool and the server, for the metrics and scrape tests
 )
-# Optional extras (e.g. gcovr for coverage) are passed as arguments.
-packages+=("$@")
+# Optional extras (e.g. gcovr for coverage) are passed as arguments. `bench` stands for what only
+# the etcd comparison (bench/compare.sh) needs: Debian's etcd 3.4 server and etcdctl.
+for extra in "$@"; do
+  if [ "$extra" = bench ]; then packages+=(etcd-server etcd-client); else packages+=("$extra"); fi
+done
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
