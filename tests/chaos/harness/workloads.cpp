@@ -129,6 +129,15 @@ struct RotatingClient {
   int failures = 0;
 };
 
+// A new lease with the run's TTL (the server picks the id), or 0 after a short pause.
+uint64_t take_lease(const WorkloadEnv& env, RotatingClient& client) {
+  auto reply = client.request("POST", "/v1/leases", {{"ttl_ms", env.lease_ttl_ms}}, 7s);
+  count(env.counts, classify(reply));
+  if (classify(reply) == OpStatus::kOk) return reply.body.value("lease_id", uint64_t{0});
+  pause_ms(env, 50);
+  return 0;
+}
+
 class HistoryRecorder {
  public:
   uint64_t next_id() { return ++last_id_; }
@@ -304,13 +313,7 @@ FencingRecord run_fencing(const WorkloadEnv& env, int clients) {
       uint64_t lease = 0;
       while (!env.stop->load()) {
         if (lease == 0) {
-          auto reply = client.request("POST", "/v1/leases", {{"ttl_ms", env.lease_ttl_ms}}, 7s);
-          count(env.counts, classify(reply));
-          if (classify(reply) == OpStatus::kOk) {
-            lease = reply.body.value("lease_id", uint64_t{0});
-          } else {
-            pause_ms(env, 50);
-          }
+          lease = take_lease(env, client);
           continue;
         }
         const int wait_ms = pick(300, 1500);
@@ -374,13 +377,7 @@ ElectionRecord run_elections(const WorkloadEnv& env, const std::string& election
       int term = 0;
       while (!env.stop->load()) {
         if (lease == 0) {
-          auto reply = client.request("POST", "/v1/leases", {{"ttl_ms", env.lease_ttl_ms}}, 7s);
-          count(env.counts, classify(reply));
-          if (classify(reply) == OpStatus::kOk) {
-            lease = reply.body.value("lease_id", uint64_t{0});
-          } else {
-            pause_ms(env, 50);
-          }
+          lease = take_lease(env, client);
           continue;
         }
         const int wait_ms = pick(200, 1200);
