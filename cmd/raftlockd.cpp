@@ -190,9 +190,10 @@ int main(int argc, char** argv) {
   });
 
   // Follower side of proposal forwarding: a small pool so the loop never blocks on the network.
+  http::ClientPool forward_clients;  // keep-alive connections to the leader's peer port
   httplib::ThreadPool forward_pool(32);
   const std::string self_id = std::to_string(flags.id);
-  node.set_forwarder([&peers, &forward_pool, cluster_id, self_id](
+  node.set_forwarder([&peers, &forward_pool, &forward_clients, cluster_id, self_id](
                          raft::NodeId leader, std::string command,
                          std::function<void(Result<raft::EntryId>)> done) {
     auto address = peers.find(leader);
@@ -201,29 +202,8 @@ int main(int argc, char** argv) {
       return;
     }
     forward_pool.enqueue([address = *address, command = std::move(command), done = std::move(done),
-                          cluster_id, self_id]() {
-      // One keep-alive connection per pool thread and leader. httplib's server closes a
-      // connection idle for 5 s and this client does not notice before writing to it; such a
-      // request fails after sending and its outcome would be unknown. A connection idle for 2 s
-      // is therefore replaced before use.
-      struct Connection {
-        std::unique_ptr<httplib::Client> client;
-        std::chrono::steady_clock::time_point last_used;
-      };
-      thread_local std::map<std::string, Connection> clients;
-      auto& connection = clients[address];
-      auto& client = connection.client;
-      const auto now = std::chrono::steady_clock::now();
-      if (client && now - connection.last_used > std::chrono::seconds(2)) client.reset();
-      connection.last_used = now;
-      if (!client) {
-        client = std::make_unique<httplib::Client>("http://" + address);
-        client->set_tcp_nodelay(true);
-        client->set_keep_alive(true);
-        client->set_connection_timeout(std::chrono::milliseconds(500));
-        client->set_read_timeout(std::chrono::seconds(5));
-        client->set_write_timeout(std::chrono::seconds(5));
-      }
+                          cluster_id, self_id, &forward_clients]() {
+      auto client = forward_clients.take(address);
       auto result =
           client->Post(kAppendPath, {{kClusterHeader, cluster_id}, {kFromHeader, self_id}}, command,
                        "application/octet-stream");
@@ -232,7 +212,6 @@ int main(int argc, char** argv) {
         const bool never_sent = result.error() == httplib::Error::Connection ||
                                 result.error() == httplib::Error::ConnectionTimeout ||
                                 result.error() == httplib::Error::Write;
-        client.reset();
         if (never_sent) {
           done(make_error(ErrorCode::kNoLeader, "the leader could not be reached"));
         } else {
@@ -243,6 +222,7 @@ int main(int argc, char** argv) {
         }
         return;
       }
+      forward_clients.give_back(address, std::move(client));
       if (result->status == 409 || result->status == 403) {  // the leader did not append it
         done(make_error(ErrorCode::kNoLeader, "the leader refused the forwarded proposal"));
         return;

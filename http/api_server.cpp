@@ -21,6 +21,13 @@ using lockservice::Outcome;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kForwardedHeader = "X-Raftlock-Forwarded";
+
+ClientPoolOptions relay_pool_options(std::chrono::milliseconds io_timeout) {
+  ClientPoolOptions options;
+  options.io_timeout = io_timeout;
+  return options;
+}
+
 constexpr const char* kNamePattern = "([^/]*)";  // empty names reach check_name: 400
 
 // --- Views as JSON ---------------------------------------------------------------------------
@@ -251,7 +258,8 @@ ApiServer::ApiServer(ApiServerOptions options, raft::Node& node, lockservice::Lo
       node_(node),
       service_(service),
       metrics_(metrics),
-      peers_(std::move(peers)) {
+      peers_(std::move(peers)),
+      relay_clients_(relay_pool_options(options_.forward_timeout)) {
   build_routes();
 }
 
@@ -469,26 +477,16 @@ void ApiServer::forward_to_leader(const httplib::Request& request, httplib::Resp
     target += "?" + httplib::detail::params_to_query_str(request.params);
   }
   const std::string& body = request.body;
-  // One keep-alive connection per server thread and leader address: a new connection per relayed
-  // request used up the loopback's ephemeral ports (TIME_WAIT) under keepalive load.
-  thread_local std::map<std::string, std::unique_ptr<httplib::Client>> clients;
-  // Only keepalive and GET lease are relayed; both are safe to send twice, so a connection the
-  // leader closed while idle is retried once on a fresh one.
+  // Pooled keep-alive connections (a new connection per relayed request used up the loopback's
+  // ephemeral ports under keepalive load). Only keepalive and GET lease are relayed; both are
+  // safe to send twice, so a failed attempt is retried once on a fresh connection.
   auto send = [&]() {
-    auto& client = clients[*address];
-    if (!client) {
-      client = std::make_unique<httplib::Client>("http://" + *address);
-      client->set_tcp_nodelay(true);
-      client->set_keep_alive(true);
-      client->set_connection_timeout(std::chrono::milliseconds(500));
-      client->set_read_timeout(options_.forward_timeout);
-      client->set_write_timeout(options_.forward_timeout);
-    }
+    auto client = relay_clients_.take(*address);
     httplib::Result result = request.method == "GET" ? client->Get(target, headers)
                              : request.method == "DELETE"
                                  ? client->Delete(target, headers, body, "application/json")
                                  : client->Post(target, headers, body, "application/json");
-    if (!result) client.reset();
+    if (result) relay_clients_.give_back(*address, std::move(client));
     return result;
   };
   httplib::Result result = send();

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/result.h"
+#include "http/client_pool.h"
 #include "http/json_io.h"
 #include "http/router.h"
 #include "lockservice/service/lock_service.h"
@@ -80,6 +81,7 @@ class ApiServer {
   lockservice::LockService& service_;
   metrics::Metrics& metrics_;
   PeerResolver peers_;
+  ClientPool relay_clients_;  // keep-alive connections for requests relayed to the leader
   Router router_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

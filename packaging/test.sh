@@ -22,11 +22,11 @@ echo "== chaos suite (tests/chaos) =="
 if [ "${RAFTLOCK_SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== build (ASan+UBSan) =="
   RAFTLOCK_BUILD_DIR="$root/build-asan" RAFTLOCK_BUILD_TYPE=Debug \
-    RAFTLOCK_TARGETS="test_raft test_sim test_storage test_lockservice test_lockservice_sim test_transport test_runtime test_cmd test_chaos_checker" \
+    RAFTLOCK_TARGETS="test_raft test_sim test_storage test_lockservice test_lockservice_sim test_transport test_runtime test_cmd test_chaos_checker test_http" \
     bash "$root/packaging/build.sh" -DRAFTLOCK_SANITIZE=address
   echo "== tests under ASan+UBSan (unit, runtime and simulation) =="
   (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    ctest --output-on-failure -j"$jobs" --timeout 900 -L 'raft|sim|storage|lockservice|transport|runtime|cmd|chaos_checker')
+    ctest --output-on-failure -j"$jobs" --timeout 900 -L 'raft|sim|storage|lockservice|transport|runtime|cmd|chaos_checker|http')
   echo "== build (TSan: node runtime) =="
   RAFTLOCK_BUILD_DIR="$root/build-tsan" RAFTLOCK_BUILD_TYPE=Debug RAFTLOCK_TARGETS=test_runtime \
     bash "$root/packaging/build.sh" -DRAFTLOCK_SANITIZE=thread
