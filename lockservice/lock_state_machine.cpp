@@ -7,6 +7,7 @@
 #include <set>
 
 #include "lockservice/json_fields.h"
+#include "lockservice/snapshot_codec.h"
 #include "lockservice/validation.h"
 
 namespace raftlock::lockservice {
@@ -689,8 +690,11 @@ class Applier {
   CommandResult result_;
 };
 
-// ---------------------------------------------------------------- snapshot encoding
+// ---------------------------------------------------------------- snapshot format 1 (MessagePack)
 
+// Format 1 builds a DOM of the whole state, which at 100k locks costs several times the encoded
+// size in transient heap. It is still read (data dirs and followers written by older versions) and
+// can be written for tests (snapshot_v1_msgpack); snapshot() writes format 2.
 constexpr int kSnapshotFormat = 1;
 constexpr ErrorCode kCorrupt = ErrorCode::kCorrupt;
 
@@ -891,7 +895,7 @@ Status decode_elections(const json& array, State& s) {
   return Ok{};
 }
 
-Result<State> decode_state(std::string_view data) {
+Result<State> decode_msgpack_state(std::string_view data) {
   auto parsed = json_fields::parse_msgpack(data, kCorrupt);
   if (!parsed) return parsed.error();
   const json& root = *parsed;
@@ -915,6 +919,237 @@ Result<State> decode_state(std::string_view data) {
 }
 
 #undef TRY_READ
+
+// ---------------------------------------------------------------- snapshot format 2 (binary)
+
+// "RLSB", version byte 2, then (u = unsigned varint, i = zigzag varint, s = u length + bytes,
+// n = element count as u, f = flag byte):
+//   u last_modified_index
+//   n leases    { u lease_id, i ttl_ms, u created_index, u revision }        (ids ascending)
+//   n locks     { s name, u revision, u last_release_lease, u last_release_token,
+//                 f (1 holder, 2 delay), [u lease_id, s owner, u fencing_token, i lock_delay_ms],
+//                 [i delay_ms, u started_index],
+//                 n waiters { u lease_id, s owner, i lock_delay_ms } }
+//   n elections { s name, u revision, f (1 leader), [u lease_id, s value, u fencing_token],
+//                 n candidates { u lease_id, s value } }
+// and nothing after. Written straight from the containers (no intermediate document); read into a
+// fresh State that check_state() validates before it replaces anything.
+constexpr uint8_t kHasHolder = 1;
+constexpr uint8_t kHasDelay = 2;
+constexpr uint8_t kHasLeader = 1;
+
+void write_binary_state(const State& s, snapshot_codec::ByteWriter& w) {
+  w.raw(snapshot_codec::kMagic);
+  w.byte(snapshot_codec::kBinaryFormatVersion);
+  w.u64(s.last_modified_index);
+  w.u64(s.leases.size());
+  for (const auto& [id, lease] : s.leases) {
+    w.u64(id);
+    w.i64(lease.ttl_ms);
+    w.u64(lease.created_index);
+    w.u64(lease.revision);
+  }
+  w.u64(s.locks.size());
+  for (const auto& [name, lock] : s.locks) {
+    w.str(name);
+    w.u64(lock.revision);
+    w.u64(lock.last_release_lease);
+    w.u64(lock.last_release_token);
+    w.byte(static_cast<uint8_t>((lock.holder ? kHasHolder : 0) | (lock.delay ? kHasDelay : 0)));
+    if (lock.holder) {
+      w.u64(lock.holder->lease_id);
+      w.str(lock.holder->owner);
+      w.u64(lock.holder->fencing_token);
+      w.i64(lock.holder->lock_delay_ms);
+    }
+    if (lock.delay) {
+      w.i64(lock.delay->delay_ms);
+      w.u64(lock.delay->started_index);
+    }
+    w.u64(lock.waiters.size());
+    for (const auto& waiter : lock.waiters) {
+      w.u64(waiter.lease_id);
+      w.str(waiter.owner);
+      w.i64(waiter.lock_delay_ms);
+    }
+  }
+  w.u64(s.elections.size());
+  for (const auto& [name, election] : s.elections) {
+    w.str(name);
+    w.u64(election.revision);
+    w.byte(election.leader ? kHasLeader : 0);
+    if (election.leader) {
+      w.u64(election.leader->lease_id);
+      w.str(election.leader->value);
+      w.u64(election.leader->fencing_token);
+    }
+    w.u64(election.candidates.size());
+    for (const auto& candidate : election.candidates) {
+      w.u64(candidate.lease_id);
+      w.str(candidate.value);
+    }
+  }
+}
+
+std::string encode_binary_state(const State& s) {
+  snapshot_codec::ByteWriter sizing(nullptr);
+  write_binary_state(s, sizing);
+  std::string out;
+  out.reserve(sizing.size());  // one exact allocation: the snapshot is kept while it is current
+  snapshot_codec::ByteWriter writer(&out);
+  write_binary_state(s, writer);
+  return out;
+}
+
+#define TRY_READ(out, expr)             \
+  do {                                  \
+    auto value_ = (expr);               \
+    if (!value_) return value_.error(); \
+    out = std::move(*value_);           \
+  } while (false)
+
+Status decode_binary_leases(snapshot_codec::ByteReader& r, State& s) {
+  uint64_t count = 0;
+  TRY_READ(count, r.count("lease count"));
+  for (uint64_t i = 0; i < count; ++i) {
+    LeaseId id = 0;
+    LeaseRecord lease;
+    TRY_READ(id, r.u64("lease id"));
+    TRY_READ(lease.ttl_ms, r.i64("lease ttl_ms"));
+    TRY_READ(lease.created_index, r.u64("lease created_index"));
+    TRY_READ(lease.revision, r.u64("lease revision"));
+    if (!s.leases.empty() && s.leases.rbegin()->first >= id) {
+      return make_error(kCorrupt, "lease ids are not strictly ascending");
+    }
+    s.leases.emplace_hint(s.leases.end(), id, std::move(lease));
+  }
+  return Ok{};
+}
+
+Status decode_binary_locks(snapshot_codec::ByteReader& r, State& s) {
+  uint64_t count = 0;
+  TRY_READ(count, r.count("lock count"));
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string name;
+    LockRecord lock;
+    uint8_t flags = 0;
+    TRY_READ(name, r.str("lock name", kMaxNameLength));
+    TRY_READ(lock.revision, r.u64("lock revision"));
+    TRY_READ(lock.last_release_lease, r.u64("lock last_release_lease"));
+    TRY_READ(lock.last_release_token, r.u64("lock last_release_token"));
+    TRY_READ(flags, r.byte("lock flags"));
+    if ((flags & ~(kHasHolder | kHasDelay)) != 0) {
+      return make_error(kCorrupt, "lock " + name + " has unknown flags " + std::to_string(flags));
+    }
+    if (flags & kHasHolder) {
+      LockHolder h;
+      TRY_READ(h.lease_id, r.u64("lock holder lease_id"));
+      TRY_READ(h.owner, r.str("lock holder owner", kMaxOwnerLength));
+      TRY_READ(h.fencing_token, r.u64("lock holder fencing_token"));
+      TRY_READ(h.lock_delay_ms, r.i64("lock holder lock_delay_ms"));
+      LeaseRecord* lease = lease_for_reference(s, h.lease_id);
+      if (!lease) return make_error(kCorrupt, "lock " + name + " is held by an unknown lease");
+      lease->locks_held.insert(name);
+      lock.holder = std::move(h);
+    }
+    if (flags & kHasDelay) {
+      LockDelay d;
+      TRY_READ(d.delay_ms, r.i64("lock delay_ms"));
+      TRY_READ(d.started_index, r.u64("lock delay started_index"));
+      lock.delay = d;
+    }
+    uint64_t waiters = 0;
+    TRY_READ(waiters, r.count("lock waiter count"));
+    // No reserve(count): a corrupt count must not allocate before its elements are read.
+    for (uint64_t k = 0; k < waiters; ++k) {
+      LockWaiter waiter;
+      TRY_READ(waiter.lease_id, r.u64("lock waiter lease_id"));
+      TRY_READ(waiter.owner, r.str("lock waiter owner", kMaxOwnerLength));
+      TRY_READ(waiter.lock_delay_ms, r.i64("lock waiter lock_delay_ms"));
+      LeaseRecord* lease = lease_for_reference(s, waiter.lease_id);
+      if (!lease) return make_error(kCorrupt, "lock " + name + " has an unknown lease queued");
+      lease->locks_waiting.insert(name);
+      lock.waiters.push_back(std::move(waiter));
+    }
+    if (!s.locks.empty() && s.locks.rbegin()->first >= name) {
+      return make_error(kCorrupt, "lock names are not strictly ascending");
+    }
+    s.locks.emplace_hint(s.locks.end(), std::move(name), std::move(lock));
+  }
+  return Ok{};
+}
+
+Status decode_binary_elections(snapshot_codec::ByteReader& r, State& s) {
+  uint64_t count = 0;
+  TRY_READ(count, r.count("election count"));
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string name;
+    ElectionRecord election;
+    uint8_t flags = 0;
+    TRY_READ(name, r.str("election name", kMaxNameLength));
+    TRY_READ(election.revision, r.u64("election revision"));
+    TRY_READ(flags, r.byte("election flags"));
+    if ((flags & ~kHasLeader) != 0) {
+      return make_error(kCorrupt,
+                        "election " + name + " has unknown flags " + std::to_string(flags));
+    }
+    if (flags & kHasLeader) {
+      ElectionLeader l;
+      TRY_READ(l.lease_id, r.u64("election leader lease_id"));
+      TRY_READ(l.value, r.str("election leader value", kMaxValueLength));
+      TRY_READ(l.fencing_token, r.u64("election leader fencing_token"));
+      LeaseRecord* lease = lease_for_reference(s, l.lease_id);
+      if (!lease) return make_error(kCorrupt, "election " + name + " is led by an unknown lease");
+      lease->elections_led.insert(name);
+      election.leader = std::move(l);
+    }
+    uint64_t candidates = 0;
+    TRY_READ(candidates, r.count("election candidate count"));
+    for (uint64_t k = 0; k < candidates; ++k) {
+      Candidate candidate;
+      TRY_READ(candidate.lease_id, r.u64("election candidate lease_id"));
+      TRY_READ(candidate.value, r.str("election candidate value", kMaxValueLength));
+      LeaseRecord* lease = lease_for_reference(s, candidate.lease_id);
+      if (!lease) {
+        return make_error(kCorrupt, "election " + name + " has an unknown lease campaigning");
+      }
+      lease->campaigns.insert(name);
+      election.candidates.push_back(std::move(candidate));
+    }
+    if (!s.elections.empty() && s.elections.rbegin()->first >= name) {
+      return make_error(kCorrupt, "election names are not strictly ascending");
+    }
+    s.elections.emplace_hint(s.elections.end(), std::move(name), std::move(election));
+  }
+  return Ok{};
+}
+
+Result<State> decode_binary_state(std::string_view data) {
+  snapshot_codec::ByteReader r(data);
+  if (Status st = r.expect(snapshot_codec::kMagic, "snapshot magic"); !st) return st.error();
+  uint8_t version = 0;
+  TRY_READ(version, r.byte("snapshot format version"));
+  if (version != snapshot_codec::kBinaryFormatVersion) {
+    return make_error(kCorrupt, "unsupported binary snapshot format version " +
+                                    std::to_string(version) + " (this build reads " +
+                                    std::to_string(snapshot_codec::kBinaryFormatVersion) + ")");
+  }
+  State s;
+  TRY_READ(s.last_modified_index, r.u64("last_modified_index"));
+  if (Status st = decode_binary_leases(r, s); !st) return st.error();
+  if (Status st = decode_binary_locks(r, s); !st) return st.error();
+  if (Status st = decode_binary_elections(r, s); !st) return st.error();
+  if (Status st = r.expect_end(); !st) return st.error();
+  if (Status st = check_state(s); !st) return st.error();
+  return s;
+}
+
+#undef TRY_READ
+
+Result<State> decode_state(std::string_view data) {
+  if (snapshot_codec::looks_binary(data)) return decode_binary_state(data);
+  return decode_msgpack_state(data);
+}
 
 }  // namespace
 
@@ -954,6 +1189,10 @@ CommandResult LockStateMachine::apply_command(raft::Index index, const Command& 
 }
 
 std::string LockStateMachine::snapshot() const {
+  return encode_binary_state(*state_);
+}
+
+std::string LockStateMachine::snapshot_v1_msgpack() const {
   std::vector<uint8_t> bytes = json::to_msgpack(encode_state(*state_));
   return std::string(bytes.begin(), bytes.end());
 }

@@ -34,8 +34,13 @@ class LockStateMachine final : public raft::StateMachine {
   // The typed form of apply().
   CommandResult apply_command(raft::Index index, const Command& command);
 
+  // The binary format 2 (lockservice/snapshot_codec.h), written straight from the containers.
   std::string snapshot() const override;
-  // Validates the whole snapshot (types, ranges, references) before replacing the state.
+  // The MessagePack format 1 that older versions wrote (restore() still reads it); for tests and
+  // tools that need old-format bytes.
+  std::string snapshot_v1_msgpack() const;
+  // Reads format 2 or format 1 (told apart by the first byte). Validates the whole snapshot (types,
+  // ranges, references) before replacing the state; on error the state is unchanged.
   Status restore(std::string_view data) override;
 
   // --- Queries (reads) ---

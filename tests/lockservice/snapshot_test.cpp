@@ -131,7 +131,7 @@ json& find_named(json& array, const std::string& name) {
 TEST(Snapshot, CorruptSnapshotsAreRejectedAndChangeNothingTable) {
   MachineHarness source;
   build_rich_state(source);
-  const json good = json::from_msgpack(source.machine.snapshot());
+  const json good = json::from_msgpack(source.machine.snapshot_v1_msgpack());
   struct Row {
     const char* what;
     std::function<void(json&)> corrupt;
