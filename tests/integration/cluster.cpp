@@ -238,8 +238,38 @@ int Cluster::terminate(int id, std::chrono::milliseconds timeout) {
   return *code;
 }
 
+namespace {
+
+// True once every thread of `pid` is stopped. kill(SIGSTOP) returns before that: the group stop
+// starts only when one of the process's threads next runs, and on a busy machine the others can
+// go on serving (answering a heartbeat, say) for milliseconds after kill() returned.
+bool all_threads_stopped(pid_t pid) {
+  std::error_code error;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+    std::ifstream stat(task.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const size_t paren = text.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= text.size()) return false;
+    const char state = text[paren + 2];
+    if (state != 'T' && state != 't') return false;
+  }
+  return !error;
+}
+
+}  // namespace
+
 void Cluster::pause(int id) {
-  ::kill(nodes_.at(id).pid, SIGSTOP);
+  const pid_t pid = nodes_.at(id).pid;
+  ::kill(pid, SIGSTOP);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!all_threads_stopped(pid)) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "node " << id << " (pid " << pid << ") did not stop within 5 s of SIGSTOP";
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 void Cluster::resume(int id) {
   ::kill(nodes_.at(id).pid, SIGCONT);

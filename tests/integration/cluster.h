@@ -64,7 +64,7 @@ class Cluster {
   void kill(int id, int signal = 9);
   // SIGTERM; returns the exit code (or -signal if killed), waiting up to `timeout`.
   int terminate(int id, std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  void pause(int id);   // SIGSTOP
+  void pause(int id);   // SIGSTOP; returns once every thread of the node is stopped
   void resume(int id);  // SIGCONT
   bool running(int id) const { return nodes_.at(id).pid > 0; }
 
