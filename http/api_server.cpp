@@ -349,7 +349,13 @@ void ApiServer::register_handlers(httplib::Server& server, const std::string& pa
 }
 
 Status ApiServer::start() {
-  server_ = std::make_unique<httplib::Server>();
+  // Each connection is served by one pool thread with a blocking wait between requests (httplib's
+  // own loop polls every idle keep-alive connection ~90 times a second).
+  raft::transport::StreamServerOptions stream_options;
+  stream_options.read_timeout = std::chrono::seconds(30);
+  stream_options.write_timeout = std::chrono::seconds(30);
+  stream_options.keep_alive_idle = std::chrono::seconds(60);
+  server_ = std::make_unique<raft::transport::StreamServer>(stream_options);
   server_->set_tcp_nodelay(true);
   // SO_REUSEADDR instead of httplib's default SO_REUSEPORT: a restart right after a clean
   // shutdown binds despite the old connections in TIME_WAIT (probe_bind below would refuse it),
@@ -429,7 +435,10 @@ Status ApiServer::start() {
 }
 
 void ApiServer::stop() {
-  if (server_) server_->stop();
+  if (server_) {
+    server_->stop();
+    server_->shut_down_connections();
+  }
   if (thread_.joinable()) thread_.join();
 }
 

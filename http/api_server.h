@@ -83,7 +83,7 @@ class ApiServer {
   PeerResolver peers_;
   ClientPool relay_clients_;  // keep-alive connections for requests relayed to the leader
   Router router_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<raft::transport::StreamServer> server_;
   std::thread thread_;
   int bound_port_ = 0;
   int listen_socket_ = -1;  // the listening socket (for its accept backlog)

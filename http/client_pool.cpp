@@ -1,8 +1,10 @@
 #include "http/client_pool.h"
 
+#include <cstdlib>
+
 namespace raftlock::http {
 
-std::unique_ptr<httplib::Client> ClientPool::take(const std::string& address) {
+std::unique_ptr<raft::transport::StreamClient> ClientPool::take(const std::string& address) {
   const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mu_);
@@ -16,7 +18,14 @@ std::unique_ptr<httplib::Client> ClientPool::take(const std::string& address) {
     }
     ++created_;
   }
-  auto client = std::make_unique<httplib::Client>("http://" + address);
+  // "host:port" (the port after the last colon; an IPv6 host comes in brackets).
+  const size_t colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? address : address.substr(0, colon);
+  const int port = colon == std::string::npos ? 80 : std::atoi(address.c_str() + colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  auto client = std::make_unique<raft::transport::StreamClient>(host, port);
   client->set_tcp_nodelay(true);
   client->set_keep_alive(true);
   client->set_connection_timeout(options_.connect_timeout);
@@ -25,7 +34,8 @@ std::unique_ptr<httplib::Client> ClientPool::take(const std::string& address) {
   return client;
 }
 
-void ClientPool::give_back(const std::string& address, std::unique_ptr<httplib::Client> client) {
+void ClientPool::give_back(const std::string& address,
+                           std::unique_ptr<raft::transport::StreamClient> client) {
   std::lock_guard lock(mu_);
   auto& idle = idle_[address];
   if (idle.size() >= options_.max_idle_per_address) return;  // closes it

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "raft/transport/stream_server.h"
+
 namespace raftlock::http {
 
 struct ClientPoolOptions {
@@ -28,15 +30,15 @@ class ClientPool {
   explicit ClientPool(ClientPoolOptions options = {}) : options_(options) {}
 
   // A client to "host:port": an idle pooled one, or a new one.
-  std::unique_ptr<httplib::Client> take(const std::string& address);
+  std::unique_ptr<raft::transport::StreamClient> take(const std::string& address);
   // Returns a client after a successful request (one that failed is just dropped).
-  void give_back(const std::string& address, std::unique_ptr<httplib::Client> client);
+  void give_back(const std::string& address, std::unique_ptr<raft::transport::StreamClient> client);
   // Clients created so far (each is one new connection): how well reuse works.
   size_t created() const;
 
  private:
   struct Idle {
-    std::unique_ptr<httplib::Client> client;
+    std::unique_ptr<raft::transport::StreamClient> client;
     std::chrono::steady_clock::time_point since;
   };
   ClientPoolOptions options_;

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "raft/transport/codec.h"
+#include "raft/transport/stream_server.h"
 
 namespace raftlock::raft::transport {
 
@@ -101,7 +102,7 @@ std::string explain_bind_failure(const HostPort& hp, const std::string& address)
 }
 
 template <typename Duration>
-void set_client_timeouts(httplib::Client& client, Duration connect, Duration request) {
+void set_client_timeouts(httplib::ClientImpl& client, Duration connect, Duration request) {
   auto usec = [](auto d) {
     return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   };
@@ -116,162 +117,6 @@ std::string describe(const httplib::Result& result) {
   if (!result->body.empty()) text += ": " + result->body.substr(0, 200);
   return text;
 }
-
-// A byte stream over one accepted socket, with httplib's Stream interface: reads are buffered
-// (httplib reads request lines a byte at a time) and every wait is bounded by a timeout.
-class PeerSocketStream final : public httplib::Stream {
- public:
-  PeerSocketStream(int sock, int read_timeout_ms, int write_timeout_ms)
-      : sock_(sock), read_timeout_ms_(read_timeout_ms), write_timeout_ms_(write_timeout_ms) {}
-
-  bool is_readable() const override { return buffered() > 0 || wait_for(POLLIN, read_timeout_ms_); }
-  bool is_writable() const override { return wait_for(POLLOUT, write_timeout_ms_); }
-
-  ssize_t read(char* ptr, size_t size) override {
-    if (buffered() == 0) {
-      if (!wait_for(POLLIN, read_timeout_ms_)) return -1;
-      if (size >= sizeof(buffer_)) return recv_retrying(ptr, size);
-      ssize_t n = recv_retrying(buffer_, sizeof(buffer_));
-      if (n <= 0) return n;
-      begin_ = 0;
-      end_ = static_cast<size_t>(n);
-    }
-    size_t n = std::min(size, buffered());
-    std::memcpy(ptr, buffer_ + begin_, n);
-    begin_ += n;
-    return static_cast<ssize_t>(n);
-  }
-
-  using httplib::Stream::write;
-  ssize_t write(const char* ptr, size_t size) override {
-    if (!wait_for(POLLOUT, write_timeout_ms_)) return -1;
-    ssize_t n;
-    do {
-      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n;
-  }
-
-  void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof(addr);
-    if (getpeername(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) describe(addr, ip, port);
-  }
-  void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof(addr);
-    if (getsockname(sock_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) describe(addr, ip, port);
-  }
-  socket_t socket() const override { return sock_; }
-
-  // Waits until the socket is readable (a request, EOF or a shutdown) for at most timeout_ms.
-  static bool wait_readable(int sock, int timeout_ms) {
-    pollfd p{sock, POLLIN, 0};
-    int r;
-    do {
-      r = poll(&p, 1, timeout_ms);
-    } while (r < 0 && errno == EINTR);
-    return r > 0;
-  }
-
- private:
-  size_t buffered() const { return end_ - begin_; }
-
-  bool wait_for(short events, int timeout_ms) const {
-    pollfd p{sock_, events, 0};
-    int r;
-    do {
-      r = poll(&p, 1, timeout_ms);
-    } while (r < 0 && errno == EINTR);
-    return r > 0 && (p.revents & (events | POLLHUP | POLLERR)) != 0;
-  }
-
-  ssize_t recv_retrying(char* ptr, size_t size) {
-    ssize_t n;
-    do {
-      n = ::recv(sock_, ptr, size, 0);
-    } while (n < 0 && errno == EINTR);
-    return n;
-  }
-
-  static void describe(const sockaddr_storage& addr, std::string& ip, int& port) {
-    char text[INET6_ADDRSTRLEN] = {};
-    if (addr.ss_family == AF_INET) {
-      const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
-      inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
-      port = ntohs(in->sin_port);
-    } else if (addr.ss_family == AF_INET6) {
-      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-      inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
-      port = ntohs(in6->sin6_port);
-    }
-    ip = text;
-  }
-
-  int sock_;
-  int read_timeout_ms_;
-  int write_timeout_ms_;
-  char buffer_[4096];
-  size_t begin_ = 0;
-  size_t end_ = 0;
-};
-
-// httplib::Server that keeps track of its open connections so that stop can shut them all down
-// at once: httplib alone waits for each connection's keep-alive or read timeout, so a peer that
-// is paused mid-request (or idle on a keep-alive connection) would hold stop() for seconds.
-class PeerServer final : public httplib::Server {
- public:
-  PeerServer(std::chrono::milliseconds request_timeout, std::chrono::milliseconds keep_alive_idle)
-      : request_timeout_ms_(static_cast<int>(request_timeout.count())),
-        keep_alive_idle_ms_(static_cast<int>(keep_alive_idle.count())) {}
-
-  // Shuts down every open connection (their handlers then fail fast) and refuses new ones.
-  void shut_down_connections() {
-    std::lock_guard lock(mutex_);
-    closing_ = true;
-    for (int sock : open_) ::shutdown(sock, SHUT_RDWR);
-  }
-
- private:
-  bool process_and_close_socket(socket_t sock) override {
-    {
-      std::lock_guard lock(mutex_);
-      if (closing_) {
-        ::close(sock);
-        return false;
-      }
-      open_.insert(sock);
-    }
-    int yes = 1;
-    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-    bool ok = false;
-    for (size_t served = 0; served < keep_alive_max_count_; ++served) {
-      // Idle keep-alive: wait for the next request (or EOF, or our shutdown).
-      if (!PeerSocketStream::wait_readable(sock, keep_alive_idle_ms_)) break;
-      if (svr_sock_ == INVALID_SOCKET) break;
-      PeerSocketStream stream(sock, request_timeout_ms_, request_timeout_ms_);
-      bool connection_closed = false;
-      const bool last = served + 1 == keep_alive_max_count_;
-      ok = process_request(stream, last, connection_closed, [](httplib::Request&) {});
-      if (!ok || connection_closed) break;
-    }
-    {
-      // Untrack before closing, under the lock: shut_down_connections never touches a
-      // descriptor number that has been closed (and possibly reused).
-      std::lock_guard lock(mutex_);
-      open_.erase(sock);
-      ::shutdown(sock, SHUT_RDWR);
-      ::close(sock);
-    }
-    return ok;
-  }
-
-  const int request_timeout_ms_;
-  const int keep_alive_idle_ms_;
-  std::mutex mutex_;
-  std::set<int> open_;
-  bool closing_ = false;
-};
 
 }  // namespace
 
@@ -366,7 +211,8 @@ struct PeerTransport::Peer {
   HostPort host_port;
 
   std::mutex mutex;
-  std::condition_variable wake;
+  std::condition_variable wake;               // the message sender: messages queued, or stopping
+  std::condition_variable snapshot_wake;      // the snapshot sender: a snapshot queued, or stopping
   std::deque<Queued> queue;                   // guarded by mutex
   size_t queued_bytes = 0;                    // guarded by mutex
   bool stopping = false;                      // guarded by mutex
@@ -375,8 +221,8 @@ struct PeerTransport::Peer {
   std::optional<Message> pending_snapshot;    // guarded by mutex
   uint64_t superseded_snapshots = 0;          // guarded by mutex
 
-  std::unique_ptr<httplib::Client> message_client;
-  std::unique_ptr<httplib::Client> snapshot_client;
+  std::unique_ptr<StreamClient> message_client;
+  std::unique_ptr<StreamClient> snapshot_client;
   std::thread message_thread;
   std::thread snapshot_thread;
   std::atomic<int> live_threads{0};
@@ -400,6 +246,7 @@ struct PeerTransport::Peer {
       pending_snapshot.reset();
     }
     wake.notify_all();
+    snapshot_wake.notify_all();
     interrupt_requests();
   }
 
@@ -457,7 +304,7 @@ std::shared_ptr<PeerTransport::Peer> PeerTransport::make_peer(NodeId id,
   if (hp) peer->host_port = hp.value();
   peer->next_backoff = options_.backoff_min;
   for (auto* client : {&peer->message_client, &peer->snapshot_client}) {
-    *client = std::make_unique<httplib::Client>(peer->host_port.host, peer->host_port.port);
+    *client = std::make_unique<StreamClient>(peer->host_port.host, peer->host_port.port);
     (*client)->set_keep_alive(true);
     (*client)->set_tcp_nodelay(true);
     (*client)->set_default_headers({{kFromHeader, std::to_string(options_.self)}});
@@ -527,8 +374,12 @@ Status PeerTransport::start() {
   }
 
   // Keep-alive connections idle for up to 5 s: a busy peer reuses one connection; stop() does
-  // not wait for them (PeerServer shuts them down).
-  auto server = std::make_unique<PeerServer>(options_.request_timeout, std::chrono::seconds(5));
+  // not wait for them (StreamServer shuts them down).
+  StreamServerOptions server_options;
+  server_options.read_timeout = options_.request_timeout;
+  server_options.write_timeout = options_.request_timeout;
+  server_options.keep_alive_idle = std::chrono::seconds(5);
+  auto server = std::make_unique<StreamServer>(server_options);
   size_t threads = options_.server_threads;
   // Each connection holds a pool thread while open (a peer keeps up to two: messages and
   // snapshots), so leave room for peers added later and for short-lived extra connections.
@@ -597,7 +448,7 @@ void PeerTransport::stop() {
   std::thread stopper([&] {
     while (!server_done.load()) {
       server_->stop();
-      static_cast<PeerServer*>(server_.get())->shut_down_connections();
+      static_cast<StreamServer*>(server_.get())->shut_down_connections();
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   });
@@ -670,6 +521,8 @@ void PeerTransport::send(std::vector<Message> messages) {
     uint64_t unreachable = 0;
     uint64_t overflow = 0;
     uint64_t unknown = 0;
+    bool queued_message = false;
+    bool queued_snapshot = false;
     {
       std::lock_guard lock(peer->mutex);
       if (peer->stopping) {  // removed or replaced a moment ago
@@ -680,6 +533,7 @@ void PeerTransport::send(std::vector<Message> messages) {
         if (m.snapshot) {
           if (peer->pending_snapshot) ++peer->superseded_snapshots;
           peer->pending_snapshot = std::move(m);
+          queued_snapshot = true;
           continue;
         }
         if (peer->backing_off) {
@@ -689,6 +543,7 @@ void PeerTransport::send(std::vector<Message> messages) {
         size_t bytes = estimated_encoded_size(m);
         peer->queue.push_back({std::move(m), bytes});
         peer->queued_bytes += bytes;
+        queued_message = true;
         while (peer->queued_bytes > options_.max_queue_bytes && peer->queue.size() > 1) {
           peer->queued_bytes -= peer->queue.front().bytes;
           peer->queue.pop_front();
@@ -696,7 +551,10 @@ void PeerTransport::send(std::vector<Message> messages) {
         }
       }
     }
-    peer->wake.notify_all();
+    // Each sender thread has its own condition variable: waking both for every message would
+    // cost the idle snapshot thread a context switch per batch.
+    if (queued_message) peer->wake.notify_one();
+    if (queued_snapshot) peer->snapshot_wake.notify_one();
     drop(DropReason::kUnknownPeer, unknown, "node " + std::to_string(to) + " was just removed");
     drop(DropReason::kPeerUnreachable, unreachable,
          "node " + std::to_string(to) + " is backing off after a failed send");
@@ -778,7 +636,7 @@ void PeerTransport::run_snapshot_sender(Peer& peer) {
     uint64_t superseded = 0;
     {
       std::unique_lock lock(peer.mutex);
-      peer.wake.wait(lock, [&] {
+      peer.snapshot_wake.wait(lock, [&] {
         return peer.stopping || peer.pending_snapshot || peer.superseded_snapshots > 0;
       });
       if (peer.stopping) return;

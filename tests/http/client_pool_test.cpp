@@ -24,7 +24,7 @@ TEST(ClientPool, KeepsAtMostTheIdleCap) {
   ClientPoolOptions options;
   options.max_idle_per_address = 2;
   ClientPool pool(options);
-  std::vector<std::unique_ptr<httplib::Client>> clients;
+  std::vector<std::unique_ptr<raft::transport::StreamClient>> clients;
   for (int i = 0; i < 3; ++i) clients.push_back(pool.take("a:1"));
   for (auto& client : clients) pool.give_back("a:1", std::move(client));
   clients.clear();

@@ -1,0 +1,95 @@
+// transport::StreamServer / StreamClient — cpp-httplib's server and client with a leaner socket
+// stream, for the peer port and the client port alike:
+//  - an idle keep-alive connection waits in one blocking poll (httplib's own loop wakes every
+//    ~11 ms per idle connection to check it);
+//  - a message's header block is held back and sent with its body in one segment (httplib writes
+//    them with two send() calls: two segments and often two wake-ups of the reader);
+//  - reads are buffered (httplib reads request lines a byte at a time);
+//  - stop can shut every open connection down at once (an idle or paused peer does not hold it).
+#pragma once
+
+#include <httplib.h>
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace raftlock::raft::transport {
+
+// httplib::Stream over one connected socket; every wait is bounded by a timeout.
+class BufferedSocketStream final : public httplib::Stream {
+ public:
+  BufferedSocketStream(int sock, int read_timeout_ms, int write_timeout_ms)
+      : sock_(sock), read_timeout_ms_(read_timeout_ms), write_timeout_ms_(write_timeout_ms) {}
+  ~BufferedSocketStream() override { (void)flush(); }
+
+  bool is_readable() const override;
+  bool is_writable() const override;
+  ssize_t read(char* ptr, size_t size) override;
+  using httplib::Stream::write;
+  // A write that is a whole header block ("...\r\n\r\n", at most 8 KiB) is held back until the
+  // next write, read or flush(); every other write goes out at once (with what is held back).
+  ssize_t write(const char* ptr, size_t size) override;
+  void get_remote_ip_and_port(std::string& ip, int& port) const override;
+  void get_local_ip_and_port(std::string& ip, int& port) const override;
+  socket_t socket() const override { return sock_; }
+
+  // Sends what is held back; false when the connection failed.
+  bool flush();
+  // Waits until `sock` is readable (data, EOF or a shutdown) for at most timeout_ms.
+  static bool wait_readable(int sock, int timeout_ms);
+
+ private:
+  static constexpr size_t kMaxHeldBytes = 8192;
+  size_t buffered() const { return end_ - begin_; }
+  bool wait_for(short events, int timeout_ms) const;
+  bool send_all(const char* ptr, size_t size);
+  ssize_t recv_retrying(char* ptr, size_t size);
+
+  int sock_;
+  int read_timeout_ms_;
+  int write_timeout_ms_;
+  std::string held_;  // a held-back header block
+  char buffer_[4096];
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+struct StreamServerOptions {
+  std::chrono::milliseconds read_timeout{30000};    // within one request
+  std::chrono::milliseconds write_timeout{30000};   // per send
+  std::chrono::milliseconds keep_alive_idle{5000};  // an idle connection is closed after this
+};
+
+// httplib::Server serving each accepted connection with BufferedSocketStream.
+class StreamServer final : public httplib::Server {
+ public:
+  explicit StreamServer(StreamServerOptions options = {}) : options_(options) {}
+
+  // Refuses new connections and shuts open ones down: an idle one at once, a busy one for
+  // reading (its current answer may still be written; then it closes).
+  void shut_down_connections();
+
+ private:
+  bool process_and_close_socket(socket_t sock) override;
+
+  const StreamServerOptions options_;
+  std::mutex mutex_;
+  std::map<int, bool> open_;  // socket -> idle (waiting for the next request)
+  bool closing_ = false;
+};
+
+// httplib::ClientImpl that talks through BufferedSocketStream (a request's header block and body
+// go out in one segment). Same interface as httplib::Client for plain HTTP.
+class StreamClient final : public httplib::ClientImpl {
+ public:
+  using httplib::ClientImpl::ClientImpl;
+
+ private:
+  bool process_socket(const Socket& socket,
+                      std::function<bool(httplib::Stream& strm)> callback) override;
+};
+
+}  // namespace raftlock::raft::transport
