@@ -12,19 +12,17 @@
 
 #include "cmd/flags.h"
 #include "http/api_server.h"
+#include "http/proposal_forwarder.h"
 #include "lockservice/service/lock_service.h"
 #include "metrics/metrics.h"
 #include "raft/runtime/node.h"
+#include "raft/transport/leader_probe.h"
 #include "raft/transport/peer_transport.h"
 #include "storage/sqlite_log_store.h"
 
 namespace {
 
 using namespace raftlock;
-
-constexpr const char* kAppendPath = "/raft/v1/append";
-constexpr const char* kClusterHeader = "X-Raftlock-Cluster";
-constexpr const char* kFromHeader = "X-Raftlock-From";  // the sending node, on every peer request
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "raftlockd: %s\n", message.c_str());
@@ -163,83 +161,21 @@ int main(int argc, char** argv) {
                       [&peers](raft::NodeId id) { return peers.find(id); });
 
   transport->set_route_installer([&](httplib::Server& server) {
-    // Leader side of proposal forwarding: append and say where.
-    server.Post(
-        kAppendPath, [&node, cluster_id](const httplib::Request& req, httplib::Response& res) {
-          if (req.get_header_value(kClusterHeader) != cluster_id) {
-            spdlog::warn("refused a forwarded proposal from {}: cluster '{}' is not ours ('{}')",
-                         req.remote_addr, req.get_header_value(kClusterHeader), cluster_id);
-            res.status = 403;
-            res.set_content("{\"error\":\"wrong cluster\"}", "application/json");
-            return;
-          }
-          auto appended = node.append(req.body).get();
-          if (!appended) {
-            res.status = 409;  // definitely not appended (not the leader): the sender may retry
-            res.set_content(http::Json{{"code", error_code_name(appended.error().code)},
-                                       {"message", appended.error().message}}
-                                .dump(),
-                            "application/json");
-            return;
-          }
-          res.status = 200;
-          res.set_content(http::Json{{"index", appended->index}, {"term", appended->term}}.dump(),
-                          "application/json");
-        });
+    // Leader side of proposal forwarding: append (one command or a batch) and say where.
+    http::install_append_routes(server, node, cluster_id);
     api.install(server);
   });
 
-  // Follower side of proposal forwarding: a small pool so the loop never blocks on the network.
-  http::ClientPool forward_clients;  // keep-alive connections to the leader's peer port
-  httplib::ThreadPool forward_pool(32);
-  const std::string self_id = std::to_string(flags.id);
-  node.set_forwarder([&peers, &forward_pool, &forward_clients, cluster_id, self_id](
-                         raft::NodeId leader, std::string command,
-                         std::function<void(Result<raft::EntryId>)> done) {
-    auto address = peers.find(leader);
-    if (!address) {
-      done(make_error(ErrorCode::kNoLeader, "the leader's address is unknown"));
-      return;
-    }
-    forward_pool.enqueue([address = *address, command = std::move(command), done = std::move(done),
-                          cluster_id, self_id, &forward_clients]() {
-      auto client = forward_clients.take(address);
-      auto result =
-          client->Post(kAppendPath, {{kClusterHeader, cluster_id}, {kFromHeader, self_id}}, command,
-                       "application/octet-stream");
-      if (!result) {
-        // Not connected, or the request could not be written: the leader never got it.
-        const bool never_sent = result.error() == httplib::Error::Connection ||
-                                result.error() == httplib::Error::ConnectionTimeout ||
-                                result.error() == httplib::Error::Write;
-        if (never_sent) {
-          done(make_error(ErrorCode::kNoLeader, "the leader could not be reached"));
-        } else {
-          // Sent, but no answer: the leader may have appended it, so it must not be retried.
-          done(make_error(ErrorCode::kTimeout, "the leader did not answer a forwarded proposal (" +
-                                                   httplib::to_string(result.error()) +
-                                                   "); its outcome is unknown"));
-        }
-        return;
-      }
-      forward_clients.give_back(address, std::move(client));
-      if (result->status == 409 || result->status == 403) {  // the leader did not append it
-        done(make_error(ErrorCode::kNoLeader, "the leader refused the forwarded proposal"));
-        return;
-      }
-      if (result->status != 200) {  // from something in between: the outcome is unknown
-        done(make_error(ErrorCode::kTimeout, "a forwarded proposal got HTTP " +
-                                                 std::to_string(result->status) +
-                                                 "; its outcome is unknown"));
-        return;
-      }
-      auto body = http::Json::parse(result->body, nullptr, false);
-      if (body.is_discarded() || !body.contains("index") || !body.contains("term")) {
-        done(make_error(ErrorCode::kInternal, "malformed answer to a forwarded proposal"));
-        return;
-      }
-      done(raft::EntryId{body["index"].get<raft::Index>(), body["term"].get<raft::Term>()});
-    });
+  // Follower side of proposal forwarding: batched, off the loop thread (the loop never blocks on
+  // the network).
+  http::ProposalForwarderOptions forwarder_options;
+  forwarder_options.cluster_id = cluster_id;
+  forwarder_options.self_id = std::to_string(flags.id);
+  http::ProposalForwarder forwarder(forwarder_options,
+                                    [&peers](raft::NodeId id) { return peers.find(id); });
+  node.set_forwarder([&forwarder](raft::NodeId leader, std::string command,
+                                  std::function<void(Result<raft::EntryId>)> done) {
+    forwarder.forward(leader, std::move(command), std::move(done));
   });
   node.set_config_listener([&peers, &transport, &flags](const raft::Configuration& config) {
     peers.update(config);
@@ -248,6 +184,13 @@ int main(int argc, char** argv) {
       if (member.id != flags.id) (void)transport->set_peer(member.id, member.context);
     }
   });
+  // Fast failover: a follower probes a silent leader's peer port; refused = its process is gone.
+  node.set_leader_prober([&peers, &flags](raft::NodeId leader) {
+    const auto address = peers.find(leader);
+    const auto timeout = std::chrono::milliseconds(std::clamp(flags.heartbeat_ms, 10, 100));
+    return address && raft::transport::probe_peer_port(*address, timeout) ==
+                          raft::transport::ProbeOutcome::kRefused;
+  });
   service.attach(node);
 
   auto shutdown = [&] {
@@ -255,7 +198,7 @@ int main(int argc, char** argv) {
     api.stop();
     node.stop();
     transport->stop();
-    forward_pool.shutdown();
+    forwarder.stop();
     store.reset();
   };
   Status started = transport->start();

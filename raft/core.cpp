@@ -61,6 +61,8 @@ class Core::Impl {
   Status read_index(std::string context);
   Status transfer_leadership(NodeId target);
   void campaign_now() { hup(); }
+  bool leader_down(NodeId leader);
+  bool campaign_if_leaderless();
   void report_unreachable(NodeId peer);
   void report_snapshot(NodeId peer, bool success);
   bool has_ready() const;
@@ -158,6 +160,8 @@ class Core::Impl {
   NodeId vote_ = kNoNode;
   Role role_ = Role::kFollower;
   NodeId leader_ = kNoNode;
+  NodeId dead_leader_ = kNoNode;  // the last leader_down() leader, and the term it led
+  Term dead_leader_term_ = 0;
 
   RaftLog log_;
   std::optional<Snapshot> snapshot_;          // latest snapshot (compacted prefix), for followers
@@ -499,6 +503,30 @@ void Core::Impl::handle_vote_request(const Message& m) {
     r.reject = true;
     send(std::move(r));
   }
+}
+
+bool Core::Impl::leader_down(NodeId leader) {
+  // Only the follower of that very leader: a node that already knows a newer leader, or that is
+  // campaigning or leading itself, has nothing to forget.
+  if (role_ != Role::kFollower || leader == kNoNode || leader == id_ || leader_ != leader) {
+    return false;
+  }
+  // Soft state only: term, vote and log are untouched. A message from `leader` (if it was alive
+  // after all) makes it our leader again.
+  leader_ = kNoNode;
+  dead_leader_ = leader;
+  dead_leader_term_ = term_;
+  return true;
+}
+
+bool Core::Impl::campaign_if_leaderless() {
+  if (role_ == Role::kLeader || leader_ != kNoNode || !promotable()) return false;
+  // A vote for another node in this term is for a candidate whose election is under way — unless
+  // it is the vote that made the dead leader leader of this very term.
+  const bool voted_for_dead_leader = vote_ == dead_leader_ && term_ == dead_leader_term_;
+  if (vote_ != kNoNode && vote_ != id_ && !voted_for_dead_leader) return false;
+  hup();
+  return true;
 }
 
 // ============================ step ============================
@@ -1272,6 +1300,12 @@ void Core::campaign() {
 }
 void Core::report_unreachable(NodeId peer) {
   impl_->report_unreachable(peer);
+}
+bool Core::leader_down(NodeId leader) {
+  return impl_->leader_down(leader);
+}
+bool Core::campaign_if_leaderless() {
+  return impl_->campaign_if_leaderless();
 }
 void Core::report_snapshot(NodeId peer, bool success) {
   impl_->report_snapshot(peer, success);

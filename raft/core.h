@@ -107,6 +107,17 @@ class Core {
   Status transfer_leadership(NodeId target);
   // Starts an election now (skipping the timeout). Used by tests and single-node bootstrap.
   void campaign();
+  // Fast failover: the runtime learned that the PROCESS of `leader` is gone (its peer port
+  // refuses connections). A follower whose leader is `leader` forgets it (leader_id() becomes
+  // kNoNode), so the leader lease (check-quorum) no longer makes it ignore vote requests and its
+  // own campaign can win. Anything else (another leader named, not a follower) is ignored.
+  // Returns whether the leader was forgotten. Only liveness depends on this, never safety.
+  bool leader_down(NodeId leader);
+  // Fast failover, after leader_down(): campaigns now through the election timeout's path (a
+  // pre-vote when Config::pre_vote) if this node knows no leader, is not the leader and has not
+  // voted for another candidate in its term (an election it joined is under way). Returns
+  // whether it campaigned.
+  bool campaign_if_leaderless();
   // The runtime could not reach `peer` / finished sending it a snapshot.
   void report_unreachable(NodeId peer);
   void report_snapshot(NodeId peer, bool success);

@@ -47,6 +47,8 @@ Status Node::start() {
   const auto voters = last_config_.voter_ids();
   if (voters.size() == 1 && voters.front() == options_.core.id)
     core_->campaign();  // no one to wait for
+  failover_rng_.seed(options_.core.random_seed ^ 0x6a09e667f3bcc909ULL);
+  if (leader_prober_) prober_ = std::thread([this] { run_prober(); });
   loop_ = std::thread([this] { run_loop(); });
   return Ok{};
 }
@@ -59,6 +61,12 @@ void Node::stop() {
   }
   cv_.notify_all();
   if (loop_.joinable()) loop_.join();
+  {
+    std::lock_guard lock(probe_mu_);
+    probe_stop_ = true;
+  }
+  probe_cv_.notify_all();
+  if (prober_.joinable()) prober_.join();
 }
 
 void Node::post(Task task) {
@@ -141,6 +149,28 @@ std::future<Result<EntryId>> Node::append(std::string command) {
       return;
     }
     promise->set_value(core_->propose(std::move(command)));
+  });
+  return future;
+}
+
+std::future<std::vector<Result<EntryId>>> Node::append_batch(std::vector<std::string> commands) {
+  auto promise = std::make_shared<std::promise<std::vector<Result<EntryId>>>>();
+  auto future = promise->get_future();
+  post([this, promise, commands = std::move(commands)](bool alive) mutable {
+    std::vector<Result<EntryId>> results;
+    results.reserve(commands.size());
+    std::optional<Error> refused;
+    if (!alive) refused = make_error(ErrorCode::kUnavailable, "the node is shutting down");
+    for (std::string& command : commands) {
+      if (refused) {
+        results.emplace_back(*refused);
+        continue;
+      }
+      auto appended = core_->propose(std::move(command));
+      if (!appended) refused = appended.error();
+      results.push_back(std::move(appended));
+    }
+    promise->set_value(std::move(results));
   });
   return future;
 }
@@ -232,6 +262,13 @@ void Node::receive(std::vector<Message> messages) {
     for (const Message& message : *batch) {
       if (message.commit > last_heard_commit_) last_heard_commit_ = message.commit;
       auto stepped = core_->step(message);
+      const bool from_leader = message.type == MessageType::kAppend ||
+                               message.type == MessageType::kHeartbeat ||
+                               message.type == MessageType::kSnapshot;
+      if (stepped && from_leader && message.from == core_->leader_id()) {
+        watched_leader_ = message.from;  // heard from the leader: it is not silent
+        leader_silent_ticks_ = 0;
+      }
       if (!stepped) {
         spdlog::debug("node {} term {}: dropped {} from {}: {}", options_.core.id, core_->term(),
                       message_type_name(message.type), message.from, stepped.error().message);
@@ -263,7 +300,7 @@ void Node::run_loop() {
     std::deque<Task> tasks;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_until(lock, next_tick, [this] { return stopping_ || !tasks_.empty(); });
+      cv_.wait_until(lock, next_wakeup(next_tick), [this] { return stopping_ || !tasks_.empty(); });
       if (stopping_) break;
       tasks.swap(tasks_);
     }
@@ -274,12 +311,21 @@ void Node::run_loop() {
       next_tick += options_.tick_interval;
       if (next_tick < now) next_tick = now + options_.tick_interval;  // we fell behind: no burst
       expire_reads(now);
+      watch_leader_silence();
     }
+    run_fast_failover(now);
     handle_ready();
     if (loop_done_) break;
     maybe_snapshot();
     if (loop_done_) break;  // the compaction failed: stop now, not after one more round
     publish_status();
+  }
+  // A clean stop writes the commit index still deferred, so a restart applies all it knew.
+  if (!loop_done_ && deferred_hard_state_) {
+    if (auto s = store_.persist(deferred_hard_state_, {}, std::nullopt); s) {
+      durable_hard_state_ = *deferred_hard_state_;
+    }
+    deferred_hard_state_.reset();
   }
   // Shutdown: fail everything still waiting, and every task posted from now on.
   std::deque<Task> leftover;
@@ -328,17 +374,29 @@ void Node::handle_ready() {
         (!ready.hard_state || (ready.hard_state->term == durable_hard_state_.term &&
                                ready.hard_state->vote == durable_hard_state_.vote));
     if (send_first && !ready.messages.empty()) sender_(std::move(ready.messages));
-    if (ready.hard_state || !ready.entries.empty() || ready.snapshot) {
+    // A Ready that only moves the commit index is not written on its own: the commit index is
+    // not needed for safety (it can always be learned again from a quorum) and a restart clamps
+    // it to the log. It rides along with the next write of entries, a term or a vote, which
+    // keeps one SQLite transaction off the commit -> apply path of every entry.
+    const bool commit_only = ready.hard_state && ready.entries.empty() && !ready.snapshot &&
+                             ready.hard_state->term == durable_hard_state_.term &&
+                             ready.hard_state->vote == durable_hard_state_.vote;
+    if (commit_only) {
+      deferred_hard_state_ = ready.hard_state;
+    } else if (ready.hard_state || !ready.entries.empty() || ready.snapshot) {
       if (observer_ && !ready.entries.empty()) {
         observer_->on_appending(ready.entries.front().index, ready.entries.back().index);
       }
+      const std::optional<HardState>& hard_state =
+          ready.hard_state ? ready.hard_state : deferred_hard_state_;
       const auto started = Clock::now();
-      auto persisted = store_.persist(ready.hard_state, ready.entries, ready.snapshot);
+      auto persisted = store_.persist(hard_state, ready.entries, ready.snapshot);
       if (!persisted) {
         fail_stop("storage failure: " + persisted.error().message);
         return;
       }
-      if (ready.hard_state) durable_hard_state_ = *ready.hard_state;
+      if (hard_state) durable_hard_state_ = *hard_state;
+      deferred_hard_state_.reset();
       if (observer_) observer_->on_persist(Clock::now() - started, ready.entries.size());
     }
     if (!send_first && !ready.messages.empty()) sender_(std::move(ready.messages));
@@ -492,6 +550,8 @@ void Node::publish_status() {
   status_.last_heard_commit = last_heard_commit_;
   status_.pending_proposals = proposals_.size();
   status_.pending_reads = reads_.size();
+  status_.leader_deaths_detected = leader_deaths_detected_;
+  status_.fast_campaigns = fast_campaigns_total_;
   status_.stopped = loop_done_;
 }
 
@@ -502,6 +562,143 @@ void Node::fail_stop(const std::string& why) {
   loop_done_ = true;
   status_.stopped = true;
   status_.stop_reason = why;
+}
+
+// ============================ fast failover ============================
+//
+// A leader whose process died (SIGKILL, crash) leaves a peer port that refuses connections. A
+// follower that stops hearing from its leader probes that port off the loop; a refusal makes it
+// forget the leader (the core's leader lease no longer applies) and campaign through pre-vote
+// after a short random delay, instead of waiting out the election timeout. A leader that is alive
+// but slow, paused or partitioned accepts the connection or does not answer: nothing happens and
+// the election timeout applies as always. Elections are safe at any time; this only changes when
+// one starts.
+
+void Node::report_leader_down(NodeId leader) {
+  post([this, leader](bool alive) {
+    if (alive) on_leader_refused(leader);
+  });
+}
+
+std::chrono::milliseconds Node::failover_delay(double min_ticks, double max_ticks) {
+  const double tick_ms = static_cast<double>(options_.tick_interval.count());
+  std::uniform_real_distribution<double> ticks(min_ticks, max_ticks);
+  return std::chrono::milliseconds(static_cast<int64_t>(ticks(failover_rng_) * tick_ms));
+}
+
+void Node::watch_leader_silence() {
+  const NodeId leader = core_->leader_id();
+  if (leader != watched_leader_) {
+    watched_leader_ = leader;
+    leader_silent_ticks_ = 0;
+  }
+  if (!leader_prober_ || leader == kNoNode || leader == options_.core.id ||
+      core_->role() != Role::kFollower) {
+    return;
+  }
+  // The leader sends something every heartbeat interval; two intervals without a word and it is
+  // worth one connect to see whether its process is still there.
+  ++leader_silent_ticks_;
+  if (leader_silent_ticks_ >= 2 * std::max(1, options_.core.heartbeat_ticks)) {
+    request_probe(leader);
+  }
+}
+
+void Node::on_leader_refused(NodeId leader) {
+  const auto now = Clock::now();
+  const int silent_enough = 2 * std::max(1, options_.core.heartbeat_ticks);
+  if (leader != kNoNode && leader == core_->leader_id()) {
+    // A follower that heard from its leader since it asked is not told anything by a refusal.
+    if (leader != watched_leader_ || leader_silent_ticks_ < silent_enough) return;
+    if (!core_->leader_down(leader)) return;
+    dead_leader_ = leader;
+    fast_campaigns_ = 0;
+    ++leader_deaths_detected_;
+    reprobe_at_.reset();
+    const auto delay = failover_delay(0.0, 1.5);
+    fast_campaign_at_ = now + delay;
+    spdlog::info(
+        "node {} term {}: leader {} refuses connections (process gone); campaigning in {} ms",
+        options_.core.id, core_->term(), leader, delay.count());
+    return;
+  }
+  // A re-probe during a fast failover: still no leader, and the dead one is still gone.
+  if (leader != kNoNode && leader == dead_leader_ && core_->leader_id() == kNoNode &&
+      core_->role() != Role::kLeader && !fast_campaign_at_ && fast_campaigns_ < kMaxFastCampaigns) {
+    // By now the other voters have most likely noticed too: a shorter spread than the first time.
+    const auto delay = failover_delay(0.0, 0.5);
+    fast_campaign_at_ = now + delay;
+    spdlog::info(
+        "node {} term {}: still no leader and leader {} still refuses connections; campaigning "
+        "again in {} ms",
+        options_.core.id, core_->term(), leader, delay.count());
+  }
+}
+
+void Node::run_fast_failover(Clock::time_point now) {
+  if (dead_leader_ == kNoNode) return;
+  if (core_->leader_id() != kNoNode || core_->role() == Role::kLeader) {
+    // Someone (maybe this node) leads: the fast failover is over.
+    dead_leader_ = kNoNode;
+    fast_campaign_at_.reset();
+    reprobe_at_.reset();
+    return;
+  }
+  if (fast_campaign_at_ && now >= *fast_campaign_at_) {
+    fast_campaign_at_.reset();
+    ++fast_campaigns_;
+    if (core_->campaign_if_leaderless()) {
+      ++fast_campaigns_total_;
+      spdlog::info("node {} term {}: campaigning (pre-vote) because leader {} is gone (attempt {})",
+                   options_.core.id, core_->term(), dead_leader_, fast_campaigns_);
+    }
+    if (fast_campaigns_ < kMaxFastCampaigns) {
+      // If no leader emerges soon (the other voters may not have noticed the death yet and
+      // ignored our pre-vote), check that the leader is still gone and try again.
+      reprobe_at_ = now + failover_delay(0.5, 1.0);
+    } else {
+      spdlog::info(
+          "node {} term {}: no leader after {} fast campaigns; leaving it to the "
+          "election timeout",
+          options_.core.id, core_->term(), fast_campaigns_);
+      dead_leader_ = kNoNode;
+    }
+  }
+  if (reprobe_at_ && now >= *reprobe_at_) {
+    reprobe_at_.reset();
+    request_probe(dead_leader_);
+  }
+}
+
+Clock::time_point Node::next_wakeup(Clock::time_point next_tick) const {
+  Clock::time_point wake = next_tick;
+  if (fast_campaign_at_) wake = std::min(wake, *fast_campaign_at_);
+  if (reprobe_at_) wake = std::min(wake, *reprobe_at_);
+  return wake;
+}
+
+void Node::request_probe(NodeId leader) {
+  {
+    std::lock_guard lock(probe_mu_);
+    probe_request_ = leader;  // one slot: a newer request replaces one not yet started
+  }
+  probe_cv_.notify_one();
+}
+
+void Node::run_prober() {
+  std::unique_lock lock(probe_mu_);
+  while (true) {
+    probe_cv_.wait(lock, [this] { return probe_stop_ || probe_request_ != kNoNode; });
+    if (probe_stop_) return;
+    const NodeId leader = probe_request_;
+    probe_request_ = kNoNode;
+    lock.unlock();
+    const bool refused = leader_prober_(leader);
+    spdlog::debug("node {}: probed silent leader {}: its peer port {}", options_.core.id, leader,
+                  refused ? "refuses connections" : "accepts or does not answer");
+    if (refused) report_leader_down(leader);
+    lock.lock();
+  }
 }
 
 }  // namespace raftlock::raft

@@ -11,6 +11,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +57,9 @@ struct NodeStatus {
   Index last_heard_commit = 0;   // highest commit index this node has heard of
   size_t pending_proposals = 0;  // proposals waiting to be applied (metrics)
   size_t pending_reads = 0;      // read barriers waiting for their index (metrics)
+  // Fast failover: leaders this node found gone, and the campaigns that started (not the timeout).
+  uint64_t leader_deaths_detected = 0;
+  uint64_t fast_campaigns = 0;
 };
 
 class Node {
@@ -68,6 +73,10 @@ class Node {
   using ConfigListener = std::function<void(const Configuration&)>;
   // Called on the loop thread whenever role, leader or term changes.
   using SoftStateListener = std::function<void(const SoftState&)>;
+  // Blocking check run on the node's probe thread (never on the loop): does `leader`'s peer port
+  // refuse connections, i.e. is its process gone? Must return within about one tick; a timeout
+  // or an accepted connection is "false" (no news).
+  using LeaderProber = std::function<bool(NodeId leader)>;
 
   Node(NodeOptions options, storage::LogStore& store, StateMachine& state_machine, Sender sender);
   ~Node();
@@ -86,6 +95,17 @@ class Node {
   void set_soft_state_listener(SoftStateListener listener) {
     soft_state_listener_ = std::move(listener);
   }
+  // Before start(). Fast failover: a follower that has not heard from its leader for two
+  // heartbeat intervals probes it; a refused connection means the leader's process is gone and
+  // the follower campaigns at once (see report_leader_down) instead of waiting for the election
+  // timeout. Without a prober only the election timeout ends a leader's term.
+  void set_leader_prober(LeaderProber prober) { leader_prober_ = std::move(prober); }
+  // Thread-safe: `leader`'s process is gone (its peer port refuses connections). A follower of
+  // it that has not heard from it for two heartbeat intervals forgets it and campaigns (pre-vote)
+  // after a random delay of up to 1.5 ticks; while no leader emerges and `leader` still refuses
+  // connections, it tries again (every 0.5-1.5 ticks, at most 5 campaigns in all) before leaving
+  // it to the election timeout.
+  void report_leader_down(NodeId leader);
 
   // Thread-safe. Completes with the state machine's result once the command is applied on THIS
   // node at the (index, term) it was appended at. On a follower the command is forwarded to the
@@ -102,6 +122,9 @@ class Node {
   // Thread-safe, leader side of forwarding: appends `command` and answers where it was appended
   // without waiting for the commit. kNotLeader / kNoLeader on a follower.
   std::future<Result<EntryId>> append(std::string command);
+  // Thread-safe: append() for a batch of commands in one loop round (one persist for all), in
+  // order. Each command gets its own answer; after the first refusal the rest are refused too.
+  std::future<std::vector<Result<EntryId>>> append_batch(std::vector<std::string> commands);
   // Thread-safe. Completes once this node has applied up to a linearizable read point (leader
   // read-index, asked of the leader by a follower). Errors: kNoLeader, kTimeout, kUnavailable.
   std::future<Status> read_barrier();
@@ -145,6 +168,15 @@ class Node {
   void maybe_snapshot();
   void publish_status();
   void fail_stop(const std::string& why);
+  // Fast failover (loop thread unless noted).
+  void watch_leader_silence();
+  void on_leader_refused(NodeId leader);
+  void run_fast_failover(std::chrono::steady_clock::time_point now);
+  std::chrono::steady_clock::time_point next_wakeup(
+      std::chrono::steady_clock::time_point next_tick) const;
+  std::chrono::milliseconds failover_delay(double min_ticks, double max_ticks);
+  void request_probe(NodeId leader);  // any thread
+  void run_prober();                  // the probe thread
 
   NodeOptions options_;
   storage::LogStore& store_;
@@ -179,7 +211,28 @@ class Node {
   static constexpr size_t kRecentResults = 4096;
   SoftState soft_state_;
   HardState durable_hard_state_;  // the hard state last made durable
+  // The newest commit-only hard state, not yet written (it goes with the next persist).
+  std::optional<HardState> deferred_hard_state_;
   Index last_heard_commit_ = 0;
+
+  // Fast failover (loop thread).
+  static constexpr int kMaxFastCampaigns = 5;
+  LeaderProber leader_prober_;
+  NodeId watched_leader_ = kNoNode;  // the leader whose silence is being counted
+  int leader_silent_ticks_ = 0;      // ticks since the last message from watched_leader_
+  NodeId dead_leader_ = kNoNode;     // a leader found dead; kNoNode: no fast failover under way
+  int fast_campaigns_ = 0;           // in the current fast failover
+  uint64_t leader_deaths_detected_ = 0;
+  uint64_t fast_campaigns_total_ = 0;
+  std::optional<std::chrono::steady_clock::time_point> fast_campaign_at_;
+  std::optional<std::chrono::steady_clock::time_point> reprobe_at_;
+  std::mt19937_64 failover_rng_;
+  // The probe thread and its one-slot request (guarded by probe_mu_).
+  std::mutex probe_mu_;
+  std::condition_variable probe_cv_;
+  NodeId probe_request_ = kNoNode;
+  bool probe_stop_ = false;
+  std::thread prober_;
 
   // Cross-thread state.
   mutable std::mutex mu_;
