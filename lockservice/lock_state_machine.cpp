@@ -1223,6 +1223,16 @@ std::vector<LockView> LockStateMachine::list_locks(std::string_view prefix) cons
   return held;
 }
 
+LockStateMachine::Counts LockStateMachine::counts() const {
+  Counts counts;
+  for (const auto& [name, lock] : state_->locks) {
+    if (lock.holder) ++counts.locks_held;
+    counts.lock_waiters += lock.waiters.size();
+  }
+  counts.leases = state_->leases.size();
+  return counts;
+}
+
 std::vector<LeaseId> LockStateMachine::lock_waiters(std::string_view name) const {
   std::vector<LeaseId> ids;
   if (const LockRecord* lock = find_in(state_->locks, name)) {

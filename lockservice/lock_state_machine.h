@@ -53,6 +53,13 @@ class LockStateMachine final : public raft::StateMachine {
   std::optional<LeaseView> get_lease(LeaseId lease_id) const;
   bool lease_exists(LeaseId lease_id) const;
   std::vector<LeaseId> all_lease_ids() const;  // ascending
+  // Sizes for the gauges, counted without copying anything.
+  struct Counts {
+    uint64_t locks_held = 0;
+    uint64_t lock_waiters = 0;  // over all locks
+    uint64_t leases = 0;
+  };
+  Counts counts() const;
   // The index of the last entry that changed the state (0 for a fresh machine).
   raft::Index last_modified_index() const;
 

@@ -138,8 +138,8 @@ Metrics::Metrics(std::shared_ptr<prometheus::Registry> r)
                                    "Time acquire requests spent before being answered.",
                                    long_buckets())),
       locks_held(gauge(*r, "raftlock_locks_held", "Locks currently held.")),
-      lock_waiters(
-          gauge(*r, "raftlock_lock_waiters", "Acquire requests queued behind held locks.")),
+      lock_waiters(gauge(*r, "raftlock_lock_waiters",
+                         "Acquire requests queued for locks (behind a holder or a lock-delay).")),
       leases_active(gauge(*r, "raftlock_leases_active", "Leases currently alive.")),
       lease_expirations(
           counter(*r, "raftlock_lease_expirations_total", "Leases that expired (TTL).")),

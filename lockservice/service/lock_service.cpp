@@ -281,12 +281,12 @@ void LockService::timer_loop() {
 
 void LockService::update_gauges() {
   if (!metrics_) return;
-  const auto held = machine_.list_locks("");
-  uint64_t waiters = 0;
-  for (const auto& view : held) waiters += view.waiters;
-  metrics_->locks_held.Set(static_cast<double>(held.size()));
-  metrics_->lock_waiters.Set(static_cast<double>(waiters));
-  metrics_->leases_active.Set(static_cast<double>(machine_.all_lease_ids().size()));
+  // Counted in place: copying every held lock and lease id once a second (~20 MB at 100k) held
+  // mu_, and so every apply, for milliseconds.
+  const auto counts = machine_.counts();
+  metrics_->locks_held.Set(static_cast<double>(counts.locks_held));
+  metrics_->lock_waiters.Set(static_cast<double>(counts.lock_waiters));
+  metrics_->leases_active.Set(static_cast<double>(counts.leases));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -128,6 +128,31 @@ json& find_named(json& array, const std::string& name) {
   throw std::runtime_error("no " + name);
 }
 
+// The gauges' counts, taken in place, agree with the listings (waiters behind a lock-delay count
+// too).
+TEST(Counts, MatchTheListingsOfARichState) {
+  MachineHarness h;
+  build_rich_state(h);
+  const auto counts = h.machine.counts();
+  const auto held = h.machine.list_locks("");
+  // Waiters queue behind a holder or behind a lock-delay ("b" here: its holder's lease expired).
+  uint64_t waiters = 0;
+  for (const auto& view : held) waiters += h.machine.lock_waiters(view.name).size();
+  for (const auto& delayed : h.machine.locks_in_lock_delay()) {
+    if (!h.machine.get_lock(delayed.name).held) {
+      waiters += h.machine.lock_waiters(delayed.name).size();
+    }
+  }
+  ASSERT_EQ(h.machine.lock_waiters("b").size(), 1u);
+  ASSERT_FALSE(h.machine.get_lock("b").held);
+  EXPECT_EQ(counts.locks_held, held.size());
+  EXPECT_EQ(counts.lock_waiters, waiters);
+  EXPECT_EQ(counts.leases, h.machine.all_lease_ids().size());
+  EXPECT_GE(counts.locks_held, 1u);
+  EXPECT_GE(counts.lock_waiters, 1u);
+  EXPECT_EQ(LockStateMachine().counts().leases, 0u);
+}
+
 TEST(Snapshot, CorruptSnapshotsAreRejectedAndChangeNothingTable) {
   MachineHarness source;
   build_rich_state(source);
