@@ -1,6 +1,8 @@
 // Test harness: a LockStateMachine fed through its byte interface with consecutive log indices.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <any>
 #include <ostream>
 #include <string>
@@ -56,6 +58,27 @@ inline Campaign campaign(std::string name, LeaseId lease, std::string value, boo
 
 inline CreateLease lease(LeaseId id, int64_t ttl_ms = kTtl) {
   return CreateLease{id, ttl_ms};
+}
+
+// Leases 1-5; "a" held with waiters, "b" in lock-delay with a waiter, "c" free after release,
+// elections "e" (with candidates) and "f" (no leader after resign).
+inline void build_rich_state(MachineHarness& h) {
+  for (LeaseId id = 1; id <= 5; ++id)
+    ASSERT_EQ(h.run(lease(id, 1000 * id + 1000)).outcome, Outcome::kOk);
+  ASSERT_EQ(h.run(acquire("a", 1)).outcome, Outcome::kGranted);
+  ASSERT_EQ(h.run(acquire("a", 2, true)).outcome, Outcome::kQueued);
+  ASSERT_EQ(h.run(acquire("a", 3, true, 700)).outcome, Outcome::kQueued);
+  ASSERT_EQ(h.run(acquire("b", 4, false, 3000)).outcome, Outcome::kGranted);
+  ASSERT_EQ(h.run(acquire("b", 5, true)).outcome, Outcome::kQueued);
+  ASSERT_EQ(h.run(ExpireLease{4, 0}).outcome, Outcome::kOk);  // "b" enters lock-delay
+  ASSERT_EQ(h.run(acquire("c", 5)).outcome, Outcome::kGranted);
+  ASSERT_EQ(h.run(Release{"c", 5, h.last_index()}).outcome, Outcome::kOk);
+  ASSERT_EQ(h.run(campaign("e", 2, "two")).outcome, Outcome::kGranted);
+  ASSERT_EQ(h.run(campaign("e", 3, "three", true)).outcome, Outcome::kQueued);
+  ASSERT_EQ(h.run(campaign("e", 1, "one", true)).outcome, Outcome::kQueued);
+  ASSERT_EQ(h.run(campaign("f", 5, "five")).outcome, Outcome::kGranted);
+  ASSERT_EQ(h.run(Resign{"f", 5, h.last_index()}).outcome, Outcome::kOk);
+  ASSERT_EQ(h.run(CreateLease{6, 2000}).outcome, Outcome::kOk);
 }
 
 }  // namespace testing_support

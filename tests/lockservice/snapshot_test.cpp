@@ -18,27 +18,6 @@ using nlohmann::json;
 
 const std::vector<std::string> kNames = {"a", "b", "c", "d", "e", "f", "never"};
 
-// Leases 1-5; "a" held with waiters, "b" in lock-delay with a waiter, "c" free after release,
-// elections "e" (with candidates) and "f" (no leader after resign).
-void build_rich_state(MachineHarness& h) {
-  for (LeaseId id = 1; id <= 5; ++id)
-    ASSERT_EQ(h.run(lease(id, 1000 * id + 1000)).outcome, Outcome::kOk);
-  ASSERT_EQ(h.run(acquire("a", 1)).outcome, Outcome::kGranted);
-  ASSERT_EQ(h.run(acquire("a", 2, true)).outcome, Outcome::kQueued);
-  ASSERT_EQ(h.run(acquire("a", 3, true, 700)).outcome, Outcome::kQueued);
-  ASSERT_EQ(h.run(acquire("b", 4, false, 3000)).outcome, Outcome::kGranted);
-  ASSERT_EQ(h.run(acquire("b", 5, true)).outcome, Outcome::kQueued);
-  ASSERT_EQ(h.run(ExpireLease{4, 0}).outcome, Outcome::kOk);  // "b" enters lock-delay
-  ASSERT_EQ(h.run(acquire("c", 5)).outcome, Outcome::kGranted);
-  ASSERT_EQ(h.run(Release{"c", 5, h.last_index()}).outcome, Outcome::kOk);
-  ASSERT_EQ(h.run(campaign("e", 2, "two")).outcome, Outcome::kGranted);
-  ASSERT_EQ(h.run(campaign("e", 3, "three", true)).outcome, Outcome::kQueued);
-  ASSERT_EQ(h.run(campaign("e", 1, "one", true)).outcome, Outcome::kQueued);
-  ASSERT_EQ(h.run(campaign("f", 5, "five")).outcome, Outcome::kGranted);
-  ASSERT_EQ(h.run(Resign{"f", 5, h.last_index()}).outcome, Outcome::kOk);
-  ASSERT_EQ(h.run(CreateLease{6, 2000}).outcome, Outcome::kOk);
-}
-
 void expect_same_answers(const LockStateMachine& x, const LockStateMachine& y) {
   EXPECT_EQ(x.snapshot(), y.snapshot());
   EXPECT_EQ(x.last_modified_index(), y.last_modified_index());
