@@ -237,6 +237,8 @@ RoundResult run_round(const RoundConfig& config) {
       std::string detail;
       if (!cluster.wait_converged(30s, extra, &detail)) {
         fail("the nodes did not converge within 30 s after healing: " + detail);
+      } else if (config.workload == WorkloadKind::kElections) {
+        observe_leader_gone(cluster, *leader, "primary", recorded.elections, 30s);
       }
     }
 

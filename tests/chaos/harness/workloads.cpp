@@ -543,6 +543,37 @@ DurabilityLedger run_durability_writes(const WorkloadEnv& env, int clients, int 
   return ledger;
 }
 
+void observe_leader_gone(ChaosCluster& cluster, int via, const std::string& election,
+                         ElectionRecord& record, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  NodeClient client(cluster.client_port(via));
+  const std::string base = "/v1/elections/" + election;
+  constexpr int kEpilogueObserver = 1000;
+  while (Clock::now() < deadline) {
+    auto reply = client.request("GET", base, nullptr, 3s);
+    if (reply.status != 200) {
+      std::this_thread::sleep_for(50ms);
+      continue;
+    }
+    ElectionObservation seen;
+    seen.observer = kEpilogueObserver;
+    seen.node = via;
+    seen.revision = reply.body.value("revision", uint64_t{0});
+    const Json leader = reply.body.value("leader", Json(nullptr));
+    if (leader.is_object()) {
+      seen.leader = holder_of(leader);
+      seen.value = leader.value("value", "");
+    }
+    seen.at_ns = now_ns();
+    record.observations.push_back(seen);
+    if (!seen.leader) return;  // the election stands without a leader, as observed
+    // Somebody still leads (its lease is alive): resign it with its own lease and token.
+    (void)client.request(
+        "POST", base + "/resign",
+        {{"lease_id", seen.leader->lease_id}, {"fencing_token", seen.leader->fencing_token}}, 7s);
+  }
+}
+
 std::optional<ObservedState> read_observed_state(ChaosCluster& cluster, int via,
                                                  const std::vector<std::string>& locks,
                                                  const std::vector<uint64_t>& leases,

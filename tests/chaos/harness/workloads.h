@@ -67,6 +67,12 @@ FencingRecord run_fencing(const WorkloadEnv& env, int clients);
 // Candidates campaigning, resigning and letting leases lapse; observers long-polling.
 ElectionRecord run_elections(const WorkloadEnv& env, const std::string& election, int candidates,
                              int observers);
+// After the workload, on a healed cluster: reads `election` through node `via` (linearizable) and,
+// while someone still leads, resigns that leader with its own lease and token, until a read shows
+// no leader; every read is added to `record` (observer 1000). Shows, whatever the random schedule
+// did, that "leader gone" is observed after a leader.
+void observe_leader_gone(ChaosCluster& cluster, int via, const std::string& election,
+                         ElectionRecord& record, std::chrono::milliseconds timeout);
 
 // Writes whose acknowledgements must survive every node crashing at once.
 struct DurabilityLedger {
