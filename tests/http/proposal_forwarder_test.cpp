@@ -126,6 +126,22 @@ class FakeLeader {
   std::vector<std::string> received_;
 };
 
+// A TCP socket bound to a free loopback port (-1 on failure); `address` gets "127.0.0.1:port".
+int bind_loopback(std::string& address) {
+  int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  if (::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(sock);
+    return -1;
+  }
+  address = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  return sock;
+}
+
 ProposalForwarderOptions options_with(size_t in_flight) {
   ProposalForwarderOptions options;
   options.cluster_id = "c1";
@@ -162,6 +178,7 @@ TEST(ProposalForwarder, ProposalsQueuedWhileABatchIsInFlightGoInOneRequest) {
   // while it was held, so they went together in the second.
   EXPECT_LE(leader.requests(), 2);
   EXPECT_EQ(forwarder.commands_sent(), 50u);
+  EXPECT_EQ(forwarder.batches_sent(), static_cast<uint64_t>(leader.requests()));
   std::set<raft::Index> indexes;
   for (auto& result : results) {
     ASSERT_TRUE(result) << result.error().message;
@@ -174,38 +191,31 @@ TEST(ProposalForwarder, ProposalsQueuedWhileABatchIsInFlightGoInOneRequest) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(received[i], "cmd" + std::to_string(i));  // in order
 }
 
-TEST(ProposalForwarder, ARefusingLeaderMeansNotAppended) {
+// Every proposal of a batch the leader answers with `status` fails with `expected`.
+void expect_batch_fails(int status, ErrorCode expected) {
   FakeLeader leader;
-  leader.answer_with(409);
+  leader.answer_with(status);
   ProposalForwarder forwarder(options_with(2),
                               [&](raft::NodeId) { return std::optional(leader.address()); });
   for (auto& result : forward_all(forwarder, 3)) {
     ASSERT_FALSE(result);
-    EXPECT_EQ(result.error().code, ErrorCode::kNoLeader);
+    EXPECT_EQ(result.error().code, expected);
   }
 }
 
+TEST(ProposalForwarder, ARefusingLeaderMeansNotAppended) {
+  expect_batch_fails(409, ErrorCode::kNoLeader);
+}
+
 TEST(ProposalForwarder, AnUnexpectedStatusMeansTheOutcomeIsUnknown) {
-  FakeLeader leader;
-  leader.answer_with(502);
-  ProposalForwarder forwarder(options_with(2),
-                              [&](raft::NodeId) { return std::optional(leader.address()); });
-  for (auto& result : forward_all(forwarder, 3)) {
-    ASSERT_FALSE(result);
-    EXPECT_EQ(result.error().code, ErrorCode::kTimeout);
-  }
+  expect_batch_fails(502, ErrorCode::kTimeout);
 }
 
 TEST(ProposalForwarder, AnUnreachableOrUnknownLeaderMeansNeverSent) {
   // A port nobody listens on: bind one, learn its number, close it.
-  int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const std::string closed = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  std::string closed;
+  const int sock = bind_loopback(closed);
+  ASSERT_GE(sock, 0);
   ::close(sock);
   ProposalForwarder forwarder(options_with(1), [&](raft::NodeId id) -> std::optional<std::string> {
     if (id == 1) return closed;
@@ -224,15 +234,10 @@ TEST(ProposalForwarder, AnUnreachableOrUnknownLeaderMeansNeverSent) {
 
 TEST(ProposalForwarder, ALeaderThatDropsTheConnectionLeavesTheOutcomeUnknown) {
   // Accepts, reads the request, closes without answering.
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string address;
+  int listener = bind_loopback(address);
+  ASSERT_GE(listener, 0);
   ASSERT_EQ(::listen(listener, 4), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const std::string address = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
   std::thread rude([listener] {
     int conn = ::accept(listener, nullptr, nullptr);
     char buffer[4096];

@@ -6,6 +6,7 @@
 #include <any>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "lockservice/commands.h"
 #include "lockservice/lock_state_machine.h"
@@ -79,6 +80,28 @@ inline void build_rich_state(MachineHarness& h) {
   ASSERT_EQ(h.run(campaign("f", 5, "five")).outcome, Outcome::kGranted);
   ASSERT_EQ(h.run(Resign{"f", 5, h.last_index()}).outcome, Outcome::kOk);
   ASSERT_EQ(h.run(CreateLease{6, 2000}).outcome, Outcome::kOk);
+}
+
+// Two machines answer every query alike: snapshot, leases (all ids, plus ids 0-8 that may not
+// exist), and each lock and election named in `names`.
+inline void expect_same_answers(const LockStateMachine& x, const LockStateMachine& y,
+                                const std::vector<std::string>& names) {
+  EXPECT_EQ(x.snapshot(), y.snapshot());
+  EXPECT_EQ(x.last_modified_index(), y.last_modified_index());
+  EXPECT_EQ(x.all_lease_ids(), y.all_lease_ids());
+  for (LeaseId id : x.all_lease_ids()) EXPECT_EQ(x.get_lease(id), y.get_lease(id));
+  for (LeaseId id = 0; id <= 8; ++id) {
+    EXPECT_EQ(x.get_lease(id), y.get_lease(id));
+    EXPECT_EQ(x.lease_exists(id), y.lease_exists(id));
+  }
+  for (const auto& name : names) {
+    EXPECT_EQ(x.get_lock(name), y.get_lock(name));
+    EXPECT_EQ(x.lock_waiters(name), y.lock_waiters(name));
+    EXPECT_EQ(x.get_election(name), y.get_election(name));
+    EXPECT_EQ(x.election_candidates(name), y.election_candidates(name));
+  }
+  EXPECT_EQ(x.list_locks(""), y.list_locks(""));
+  EXPECT_EQ(x.locks_in_lock_delay(), y.locks_in_lock_delay());
 }
 
 }  // namespace testing_support

@@ -87,6 +87,21 @@ std::optional<Holder> holder_of(const Json& holder) {
   return out;
 }
 
+// What an election read or observe answer says, as observer `observer` saw it through `node`.
+ElectionObservation observation_of(const Json& body, int observer, int node) {
+  ElectionObservation seen;
+  seen.observer = observer;
+  seen.node = node;
+  seen.revision = body.value("revision", uint64_t{0});
+  const Json leader = body.value("leader", Json(nullptr));
+  if (leader.is_object()) {
+    seen.leader = holder_of(leader);
+    seen.value = leader.value("value", "");
+  }
+  seen.at_ns = now_ns();
+  return seen;
+}
+
 // Sleeps `ms` unless the run is stopping.
 void pause_ms(const WorkloadEnv& env, int ms) {
   const auto end = Clock::now() + std::chrono::milliseconds(ms);
@@ -445,16 +460,7 @@ ElectionRecord run_elections(const WorkloadEnv& env, const std::string& election
           pause_ms(env, 50);
           continue;
         }
-        ElectionObservation seen;
-        seen.observer = o;
-        seen.node = node;
-        seen.revision = reply.body.value("revision", uint64_t{0});
-        const Json leader = reply.body.value("leader", Json(nullptr));
-        if (leader.is_object()) {
-          seen.leader = holder_of(leader);
-          seen.value = leader.value("value", "");
-        }
-        seen.at_ns = now_ns();
+        ElectionObservation seen = observation_of(reply.body, o, node);
         after = std::max(after, seen.revision);
         std::lock_guard lock(mu);
         record.observations.push_back(seen);
@@ -555,16 +561,7 @@ void observe_leader_gone(ChaosCluster& cluster, int via, const std::string& elec
       std::this_thread::sleep_for(50ms);
       continue;
     }
-    ElectionObservation seen;
-    seen.observer = kEpilogueObserver;
-    seen.node = via;
-    seen.revision = reply.body.value("revision", uint64_t{0});
-    const Json leader = reply.body.value("leader", Json(nullptr));
-    if (leader.is_object()) {
-      seen.leader = holder_of(leader);
-      seen.value = leader.value("value", "");
-    }
-    seen.at_ns = now_ns();
+    ElectionObservation seen = observation_of(reply.body, kEpilogueObserver, via);
     record.observations.push_back(seen);
     if (!seen.leader) return;  // the election stands without a leader, as observed
     // Somebody still leads (its lease is alive): resign it with its own lease and token.
