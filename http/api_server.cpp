@@ -28,7 +28,7 @@ ClientPoolOptions relay_pool_options(std::chrono::milliseconds io_timeout) {
   return options;
 }
 
-constexpr const char* kNamePattern = "([^/]*)";  // empty names reach check_name: 400
+constexpr const char* kNamePattern = Router::kSegment;  // empty names reach check_name: 400
 
 // --- Views as JSON ---------------------------------------------------------------------------
 
@@ -270,7 +270,7 @@ ApiServer::~ApiServer() {
 void ApiServer::build_routes() {
   using R = const httplib::Request&;
   using W = httplib::Response&;
-  using M = const std::smatch&;
+  using M = const Router::Params&;
   const std::string n = kNamePattern;
   router_.add("GET", "/healthz", [](R, W res, M) { write_json(res, 200, {{"status", "ok"}}); });
   router_.add("GET", "/readyz", [this](R req, W res, M) { readyz(req, res); });

@@ -4,7 +4,6 @@
 #include <httplib.h>
 
 #include <functional>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -12,10 +11,17 @@ namespace raftlock::http {
 
 class Router {
  public:
+  // params[0] is the whole path, params[i] the text matched by the pattern's i-th group.
+  using Params = std::vector<std::string>;
   using Handler =
-      std::function<void(const httplib::Request&, httplib::Response&, const std::smatch& params)>;
+      std::function<void(const httplib::Request&, httplib::Response&, const Params& params)>;
 
-  // `pattern` is an ECMAScript regex matched against the whole path; groups become params.
+  // The one group a pattern may use: a path segment (possibly empty, never containing '/').
+  static constexpr const char* kSegment = "([^/]*)";
+
+  // `pattern` is matched against the whole path: literal text, where each kSegment matches one
+  // path segment's text. A group must end its segment (be followed by '/' or the end); any
+  // other regex syntax is refused with std::invalid_argument (a programming error).
   void add(const std::string& method, const std::string& pattern, Handler handler);
 
   enum class Outcome { kHandled, kNoPath, kWrongMethod };
@@ -29,8 +35,9 @@ class Router {
   struct Route {
     std::string method;
     std::string pattern;
-    std::regex regex;
+    std::vector<std::string> literals;  // the text around the groups: groups + 1 pieces
     Handler handler;
+    bool match(const std::string& path, Params* params) const;
   };
   std::vector<Route> routes_;
 };
