@@ -312,6 +312,7 @@ void Node::run_loop() {
       if (next_tick < now) next_tick = now + options_.tick_interval;  // we fell behind: no burst
       expire_reads(now);
       watch_leader_silence();
+      write_deferred_commit(now);
     }
     run_fast_failover(now);
     handle_ready();
@@ -321,12 +322,7 @@ void Node::run_loop() {
     publish_status();
   }
   // A clean stop writes the commit index still deferred, so a restart applies all it knew.
-  if (!loop_done_ && deferred_hard_state_) {
-    if (auto s = store_.persist(deferred_hard_state_, {}, std::nullopt); s) {
-      durable_hard_state_ = *deferred_hard_state_;
-    }
-    deferred_hard_state_.reset();
-  }
+  if (!loop_done_) write_deferred_commit(Clock::time_point::max());
   // Shutdown: fail everything still waiting, and every task posted from now on.
   std::deque<Task> leftover;
   {
@@ -337,6 +333,19 @@ void Node::run_loop() {
   for (Task& task : leftover) task(false);
   fail_all_pending(ErrorCode::kUnavailable, "the node is shutting down");
   publish_status();
+}
+
+void Node::write_deferred_commit(Clock::time_point now) {
+  if (!deferred_hard_state_ || loop_done_) return;
+  if (now != Clock::time_point::max() && now - last_commit_write_ < options_.tick_interval) return;
+  // Only the commit index changed: the store writes it without waiting for the disk.
+  if (auto s = store_.persist(deferred_hard_state_, {}, std::nullopt); !s) {
+    fail_stop("storage failure: " + s.error().message);
+    return;
+  }
+  durable_hard_state_ = *deferred_hard_state_;
+  deferred_hard_state_.reset();
+  last_commit_write_ = now == Clock::time_point::max() ? Clock::now() : now;
 }
 
 void Node::handle_ready() {
@@ -374,29 +383,36 @@ void Node::handle_ready() {
         (!ready.hard_state || (ready.hard_state->term == durable_hard_state_.term &&
                                ready.hard_state->vote == durable_hard_state_.vote));
     if (send_first && !ready.messages.empty()) sender_(std::move(ready.messages));
-    // A Ready that only moves the commit index is not written on its own: the commit index is
-    // not needed for safety (it can always be learned again from a quorum) and a restart clamps
-    // it to the log. It rides along with the next write of entries, a term or a vote, which
-    // keeps one SQLite transaction off the commit -> apply path of every entry.
-    const bool commit_only = ready.hard_state && ready.entries.empty() && !ready.snapshot &&
+    // A hard state that only moves the commit index is not written on its own: the commit index
+    // is not needed for safety (it can always be learned again from a quorum) and a restart
+    // clamps it to the log. It rides along with a write of entries at most once per tick (and is
+    // written at a tick, or a clean stop, when no entries come): every entry's transaction would
+    // otherwise also rewrite the hard state's page, and on a disk shared with other writers each
+    // page adds to the fsync that every acknowledgement waits for.
+    const bool commit_only = ready.hard_state &&
                              ready.hard_state->term == durable_hard_state_.term &&
                              ready.hard_state->vote == durable_hard_state_.vote;
-    if (commit_only) {
-      deferred_hard_state_ = ready.hard_state;
-    } else if (ready.hard_state || !ready.entries.empty() || ready.snapshot) {
+    if (commit_only) deferred_hard_state_ = ready.hard_state;
+    if ((ready.hard_state && !commit_only) || !ready.entries.empty() || ready.snapshot) {
       if (observer_ && !ready.entries.empty()) {
         observer_->on_appending(ready.entries.front().index, ready.entries.back().index);
       }
-      const std::optional<HardState>& hard_state =
-          ready.hard_state ? ready.hard_state : deferred_hard_state_;
       const auto started = Clock::now();
+      const bool commit_due = started - last_commit_write_ >= options_.tick_interval;
+      const std::optional<HardState> hard_state = ready.hard_state && !commit_only
+                                                      ? ready.hard_state
+                                                  : commit_due ? deferred_hard_state_
+                                                               : std::nullopt;
       auto persisted = store_.persist(hard_state, ready.entries, ready.snapshot);
       if (!persisted) {
         fail_stop("storage failure: " + persisted.error().message);
         return;
       }
-      if (hard_state) durable_hard_state_ = *hard_state;
-      deferred_hard_state_.reset();
+      if (hard_state) {
+        durable_hard_state_ = *hard_state;
+        deferred_hard_state_.reset();
+        last_commit_write_ = started;
+      }
       if (observer_) observer_->on_persist(Clock::now() - started, ready.entries.size());
     }
     if (!send_first && !ready.messages.empty()) sender_(std::move(ready.messages));

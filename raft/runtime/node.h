@@ -158,6 +158,9 @@ class Node {
   void track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::any>>> promise,
                       std::chrono::steady_clock::time_point proposed_at);
   void run_loop();
+  // Writes a deferred commit-only hard state if a tick has passed since the last one was
+  // written (`now` = time_point::max(): at once, for a clean stop).
+  void write_deferred_commit(std::chrono::steady_clock::time_point now);
   void post(Task task);
   void handle_ready();
   void apply_entries(const std::vector<Entry>& entries);
@@ -213,6 +216,7 @@ class Node {
   HardState durable_hard_state_;  // the hard state last made durable
   // The newest commit-only hard state, not yet written (it goes with the next persist).
   std::optional<HardState> deferred_hard_state_;
+  std::chrono::steady_clock::time_point last_commit_write_;  // when a commit index was written
   Index last_heard_commit_ = 0;
 
   // Fast failover (loop thread).

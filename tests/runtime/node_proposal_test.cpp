@@ -249,5 +249,36 @@ TEST(NodeProposal, ForwardedProposalWhoseIndexWasOverwrittenFailsDropped) {
   EXPECT_FALSE(cluster.machine(follower).has_command("orphan"));
 }
 
+TEST(NodeProposal, ACommitIndexThatOnlyMovedIsWrittenAtMostOncePerTickAndAtACleanStop) {
+  ClusterConfig config;
+  config.nodes = 1;
+  config.tick = 1s;
+  InProcessCluster cluster(config);
+  cluster.start_all();
+  ASSERT_TRUE(cluster.wait_for_leader().has_value());
+  Node& node = cluster.node(1);
+  const size_t writes_before = cluster.store(1).hard_state_writes();  // the election's
+  constexpr int kCommands = 30;
+  const auto started = Clock::now();
+  for (int i = 0; i < kCommands; ++i) {
+    auto answer = node.propose("c" + std::to_string(i));
+    ASSERT_EQ(answer.wait_for(5s), std::future_status::ready);
+    ASSERT_TRUE(answer.get().ok());
+  }
+  const auto ticks = static_cast<size_t>((Clock::now() - started) / config.tick);
+  // Every entry was written (and acknowledged) on its own, but the commit index at most once
+  // per tick (plus the first one, due at once): not once per entry.
+  EXPECT_LE(cluster.store(1).hard_state_writes() - writes_before, ticks + 2);
+  const Index last = node.status().core.last_index;
+  EXPECT_LT(cluster.store(1).state().hard_state.commit, last);
+
+  node.stop();
+  // A clean stop writes the commit index it still held back.
+  EXPECT_EQ(cluster.store(1).state().hard_state.commit, last);
+  cluster.start(1);
+  ASSERT_TRUE(cluster.wait_for_leader().has_value());
+  EXPECT_TRUE(cluster.machine(1).has_command("c" + std::to_string(kCommands - 1)));
+}
+
 }  // namespace
 }  // namespace raftlock::raft::runtime_testing

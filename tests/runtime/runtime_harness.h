@@ -130,6 +130,7 @@ class FaultyStore final : public storage::LogStore {
       failed_ = true;
       return make_error(ErrorCode::kIo, "injected persist failure");
     }
+    if (hard_state) ++hard_state_writes_;
     return inner_.persist(hard_state, entries, snapshot);
   }
   Status compact(const Snapshot& snapshot) override {
@@ -160,6 +161,11 @@ class FaultyStore final : public storage::LogStore {
     std::lock_guard lock(mu_);
     return calls_after_failure_;
   }
+  // persist calls that carried a hard state.
+  size_t hard_state_writes() const {
+    std::lock_guard lock(mu_);
+    return hard_state_writes_;
+  }
   storage::PersistentState state() const {
     std::lock_guard lock(mu_);
     return inner_.state();
@@ -172,6 +178,7 @@ class FaultyStore final : public storage::LogStore {
   bool fail_compact_ = false;
   bool failed_ = false;
   size_t calls_after_failure_ = 0;
+  size_t hard_state_writes_ = 0;
 };
 
 struct ClusterConfig {
