@@ -9,33 +9,14 @@
 #include <filesystem>
 #include <system_error>
 
+#include "common/unique_fd.h"
+
 namespace raftlock::storage {
 namespace {
 
 Error io_error(const std::string& what, const std::string& path, int err) {
   return make_error(ErrorCode::kIo, what + " " + path + ": " + std::strerror(err));
 }
-
-// Closes a file descriptor when it goes out of scope.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-  // Closes now and reports the result (close can report a delayed write error).
-  int close_now() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
 
 Status write_all(int fd, std::string_view contents, const std::string& path) {
   size_t written = 0;
@@ -82,14 +63,14 @@ Status ensure_writable_directory(const std::string& dir) {
 }
 
 Status fsync_directory(const std::string& dir) {
-  FileDescriptor fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return io_error("cannot open directory", dir, errno);
   if (::fsync(fd.get()) != 0) return io_error("cannot fsync directory", dir, errno);
   return Ok{};
 }
 
 Status fsync_file(const std::string& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return io_error("cannot open", path, errno);
   if (::fsync(fd.get()) != 0) return io_error("cannot fsync", path, errno);
   return Ok{};
@@ -100,7 +81,7 @@ Status write_file_durably(const std::string& dir, const std::string& name,
   const std::string final_path = join_path(dir, name);
   const std::string temp_path = final_path + ".tmp";
   {
-    FileDescriptor fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    UniqueFd fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (fd.get() < 0) return io_error("cannot create", temp_path, errno);
     if (auto written = write_all(fd.get(), contents, temp_path); !written) {
       ::unlink(temp_path.c_str());
@@ -126,7 +107,7 @@ Status write_file_durably(const std::string& dir, const std::string& name,
 }
 
 Result<std::string> read_whole_file(const std::string& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return io_error("cannot open", path, errno);
   std::string contents;
   char buffer[1 << 16];

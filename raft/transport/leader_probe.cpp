@@ -10,24 +10,11 @@
 #include <cerrno>
 #include <charconv>
 
+#include "common/unique_fd.h"
+
 namespace raftlock::raft::transport {
 
 namespace {
-
-// Closes the socket on every path.
-class SocketGuard {
- public:
-  explicit SocketGuard(int fd) : fd_(fd) {}
-  ~SocketGuard() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  SocketGuard(const SocketGuard&) = delete;
-  SocketGuard& operator=(const SocketGuard&) = delete;
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 bool split_host_port(const std::string& address, std::string& host, std::string& port) {
   const auto colon = address.rfind(':');
@@ -69,18 +56,18 @@ ProbeOutcome probe_peer_port(const std::string& address, std::chrono::millisecon
   if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
     return ProbeOutcome::kError;
   }
-  SocketGuard sock(::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (sock.fd() < 0) {
+  UniqueFd sock(::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (sock.get() < 0) {
     freeaddrinfo(found);
     return ProbeOutcome::kError;
   }
-  const int connected = ::connect(sock.fd(), found->ai_addr, found->ai_addrlen);
+  const int connected = ::connect(sock.get(), found->ai_addr, found->ai_addrlen);
   const int connect_errno = errno;
   freeaddrinfo(found);
   if (connected == 0) return ProbeOutcome::kAccepted;
   if (connect_errno == ECONNREFUSED) return ProbeOutcome::kRefused;
   if (connect_errno != EINPROGRESS) return ProbeOutcome::kError;
-  pollfd pfd{sock.fd(), POLLOUT, 0};
+  pollfd pfd{sock.get(), POLLOUT, 0};
   int ready = 0;
   do {
     ready = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
@@ -89,7 +76,7 @@ ProbeOutcome probe_peer_port(const std::string& address, std::chrono::millisecon
   if (ready < 0) return ProbeOutcome::kError;
   int error = 0;
   socklen_t length = sizeof(error);
-  if (::getsockopt(sock.fd(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
+  if (::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
     return ProbeOutcome::kError;
   }
   if (error == 0) return ProbeOutcome::kAccepted;
