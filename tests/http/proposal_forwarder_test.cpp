@@ -17,6 +17,7 @@
 
 #include "raft/runtime/node.h"
 #include "storage/memory_log_store.h"
+#include "tests/support/loopback_socket.h"
 
 namespace raftlock::http {
 namespace {
@@ -127,21 +128,6 @@ class FakeLeader {
 };
 
 // A TCP socket bound to a free loopback port (-1 on failure); `address` gets "127.0.0.1:port".
-int bind_loopback(std::string& address) {
-  int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(sock);
-    return -1;
-  }
-  address = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
-  return sock;
-}
-
 ProposalForwarderOptions options_with(size_t in_flight) {
   ProposalForwarderOptions options;
   options.cluster_id = "c1";
@@ -213,10 +199,7 @@ TEST(ProposalForwarder, AnUnexpectedStatusMeansTheOutcomeIsUnknown) {
 
 TEST(ProposalForwarder, AnUnreachableOrUnknownLeaderMeansNeverSent) {
   // A port nobody listens on: bind one, learn its number, close it.
-  std::string closed;
-  const int sock = bind_loopback(closed);
-  ASSERT_GE(sock, 0);
-  ::close(sock);
+  const std::string closed = testing::refusing_address();
   ProposalForwarder forwarder(options_with(1), [&](raft::NodeId id) -> std::optional<std::string> {
     if (id == 1) return closed;
     return std::nullopt;
@@ -234,11 +217,10 @@ TEST(ProposalForwarder, AnUnreachableOrUnknownLeaderMeansNeverSent) {
 
 TEST(ProposalForwarder, ALeaderThatDropsTheConnectionLeavesTheOutcomeUnknown) {
   // Accepts, reads the request, closes without answering.
-  std::string address;
-  int listener = bind_loopback(address);
-  ASSERT_GE(listener, 0);
-  ASSERT_EQ(::listen(listener, 4), 0);
-  std::thread rude([listener] {
+  testing::LoopbackSocket socket(4);
+  ASSERT_TRUE(socket.ok());
+  const std::string address = socket.address();
+  std::thread rude([listener = socket.fd()] {
     int conn = ::accept(listener, nullptr, nullptr);
     char buffer[4096];
     (void)::recv(conn, buffer, sizeof(buffer), 0);
@@ -248,7 +230,6 @@ TEST(ProposalForwarder, ALeaderThatDropsTheConnectionLeavesTheOutcomeUnknown) {
                               [&](raft::NodeId) { return std::optional(address); });
   auto results = forward_all(forwarder, 1);
   rude.join();
-  ::close(listener);
   ASSERT_FALSE(results[0]);
   EXPECT_EQ(results[0].error().code, ErrorCode::kTimeout);
 }
@@ -319,26 +300,17 @@ TEST(AppendBatchRoute, RefusesOtherClustersAndMalformedBodiesWithoutTouchingTheN
   httplib::Client client("127.0.0.1", port);
   const std::string body = encode_command_batch({"a", "b"});
 
-  auto wrong_cluster =
-      client.Post(kAppendBatchPath, {{"X-Raftlock-Cluster", "other"}}, body, "application/x");
-  ASSERT_TRUE(wrong_cluster);
-  EXPECT_EQ(wrong_cluster->status, 403);
-  auto malformed =
-      client.Post(kAppendBatchPath, {{"X-Raftlock-Cluster", "c1"}}, "\x05", "application/x");
-  ASSERT_TRUE(malformed);
-  EXPECT_EQ(malformed->status, 400);
+  // The status of a POST to `path` from cluster `cluster` (-1: no answer).
+  auto status_of = [&client](const char* path, const char* cluster, const std::string& payload) {
+    auto result = client.Post(path, {{"X-Raftlock-Cluster", cluster}}, payload, "application/x");
+    return result ? result->status : -1;
+  };
+  EXPECT_EQ(status_of(kAppendBatchPath, "other", body), 403);
+  EXPECT_EQ(status_of(kAppendBatchPath, "c1", "\x05"), 400);
   // Right cluster, well formed, but this node is not the leader: nothing appended, 409.
-  auto not_leader = client.Post(kAppendBatchPath, {{"X-Raftlock-Cluster", "c1"}}, body, "a/x");
-  ASSERT_TRUE(not_leader);
-  EXPECT_EQ(not_leader->status, 409);
-  auto single_not_leader =
-      client.Post(kAppendPath, {{"X-Raftlock-Cluster", "c1"}}, "a", "application/x");
-  ASSERT_TRUE(single_not_leader);
-  EXPECT_EQ(single_not_leader->status, 409);
-  auto single_wrong_cluster =
-      client.Post(kAppendPath, {{"X-Raftlock-Cluster", "x"}}, "a", "application/x");
-  ASSERT_TRUE(single_wrong_cluster);
-  EXPECT_EQ(single_wrong_cluster->status, 403);
+  EXPECT_EQ(status_of(kAppendBatchPath, "c1", body), 409);
+  EXPECT_EQ(status_of(kAppendPath, "c1", "a"), 409);
+  EXPECT_EQ(status_of(kAppendPath, "x", "a"), 403);
   EXPECT_EQ(node.status().core.last_index, 0u);
 
   server.stop();

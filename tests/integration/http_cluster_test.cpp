@@ -24,6 +24,7 @@
 
 #include "tests/integration/cluster.h"
 #include "tests/integration/http_test_support.h"
+#include "tests/support/loopback_socket.h"
 
 namespace raftlock::testing {
 namespace {
@@ -51,25 +52,6 @@ struct TempDir {
     fs::remove_all(path, ec);
   }
   std::string path;
-};
-
-// A socket listening on a free loopback port, to make that port "taken".
-struct ListeningSocket {
-  ListeningSocket() {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && ::listen(fd, 4) == 0;
-    socklen_t len = sizeof(addr);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-    port = ntohs(addr.sin_port);
-  }
-  ~ListeningSocket() { ::close(fd); }
-  int fd = -1;
-  int port = 0;
-  bool ok = false;
 };
 
 // True if 127.0.0.1:port can be listened on right now (as raftlockd does: SO_REUSEADDR, so old
@@ -488,11 +470,11 @@ void expect_refused_port(const std::string& data_dir, int client_port, int peer_
 
 TEST(HttpProcess, ATakenPortExitsNonZeroNamingThePort) {
   TempDir dir;
-  ListeningSocket taken;
-  ASSERT_TRUE(taken.ok);
-  expect_refused_port(dir.path + "/c", taken.port, free_port(), taken.port,
+  LoopbackSocket taken(4);  // makes that port "taken"
+  ASSERT_TRUE(taken.ok());
+  expect_refused_port(dir.path + "/c", taken.port(), free_port(), taken.port(),
                       "client port taken by another program");
-  expect_refused_port(dir.path + "/p", free_port(), taken.port, taken.port,
+  expect_refused_port(dir.path + "/p", free_port(), taken.port(), taken.port(),
                       "peer port taken by another program");
 }
 

@@ -74,16 +74,8 @@ class ProbedTrio {
     std::optional<NodeId> found;
     InProcessCluster::wait_until(
         [&] {
-          for (NodeId candidate : among) {
-            const NodeStatus s = status(candidate);
-            if (s.core.role != Role::kLeader) continue;
-            bool all_follow = true;
-            for (NodeId other : among) {
-              const NodeStatus o = status(other);
-              if (o.core.leader_id != candidate || o.core.term != s.core.term) all_follow = false;
-            }
-            if (all_follow) found = candidate;
-          }
+          found =
+              InProcessCluster::stable_leader_of(among, [this](NodeId id) { return status(id); });
           return found.has_value();
         },
         timeout);

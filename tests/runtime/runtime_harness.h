@@ -366,13 +366,18 @@ class InProcessCluster {
 
   // A node among `among` that leads while every other one of them follows it.
   std::optional<NodeId> stable_leader(const std::vector<NodeId>& among) {
+    return stable_leader_of(among, [this](NodeId id) { return node(id).status(); });
+  }
+  // A node among `among` that leads while the others follow it in its term, by `status_of`.
+  static std::optional<NodeId> stable_leader_of(
+      const std::vector<NodeId>& among, const std::function<NodeStatus(NodeId)>& status_of) {
     for (NodeId candidate : among) {
-      const NodeStatus status = node(candidate).status();
+      const NodeStatus status = status_of(candidate);
       if (status.core.role != Role::kLeader) continue;
       bool all_follow = true;
       for (NodeId other : among) {
         if (other == candidate) continue;
-        const NodeStatus s = node(other).status();
+        const NodeStatus s = status_of(other);
         if (s.core.leader_id != candidate || s.core.term != status.core.term) all_follow = false;
       }
       if (all_follow) return candidate;

@@ -9,45 +9,24 @@
 
 #include <string>
 
+#include "tests/support/loopback_socket.h"
+
 namespace raftlock::raft::transport {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A TCP socket listening on 127.0.0.1 at a port the kernel picked.
-class Listener {
- public:
-  Listener() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(::listen(fd_, 16), 0);
-    socklen_t length = sizeof(addr);
-    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &length), 0);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~Listener() { close(); }
-  void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
+using raftlock::testing::LoopbackSocket;
 
 TEST(LeaderProbe, ListeningPortAccepts) {
-  Listener listener;
+  LoopbackSocket listener;
+  ASSERT_TRUE(listener.ok());
   EXPECT_EQ(probe_peer_port(listener.address(), 100ms), ProbeOutcome::kAccepted);
 }
 
 TEST(LeaderProbe, PortNobodyListensOnAnyMoreRefuses) {
-  Listener listener;
+  LoopbackSocket listener;
+  ASSERT_TRUE(listener.ok());
   const std::string address = listener.address();
   listener.close();  // the "process" is gone
   EXPECT_EQ(probe_peer_port(address, 100ms), ProbeOutcome::kRefused);

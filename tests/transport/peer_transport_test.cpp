@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "raft/transport/codec.h"
+#include "tests/support/loopback_socket.h"
 
 namespace raftlock::raft::transport {
 namespace {
@@ -47,42 +48,11 @@ bool eventually(Pred done, milliseconds timeout = milliseconds(5000)) {
   return done();
 }
 
-// A listening socket on 127.0.0.1 that accepts connections (via the kernel backlog) but never
-// reads or answers: a paused or hung peer.
-class HungPeer {
- public:
-  HungPeer() {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(listen(fd_, 64), 0);
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~HungPeer() { close(fd_); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
-// An address where nothing listens: connections are refused.
+// A peer that accepts connections (via the kernel backlog) but never reads or answers: paused or
+// hung. An address where nothing listens: a dead peer.
+using HungPeer = testing::LoopbackSocket;
 std::string dead_address() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  return testing::refusing_address();
 }
 
 // Everything one transport delivered, plus its callbacks.
@@ -277,6 +247,7 @@ TEST(PeerTransportTest, ThreeTransportsAllReachEachOther) {
 
 TEST(PeerTransportTest, TakenPortGivesAClearErrorBeforeStarting) {
   HungPeer occupant;  // listens on a port
+  ASSERT_TRUE(occupant.ok());
   auto options = options_for(1);
   options.listen_addr = occupant.address();
   Node node = make_node(options);
@@ -589,6 +560,7 @@ TEST(PeerTransportTest, DeadPeerBacksOffWithoutBlockingSendOrOtherPeers) {
 
 TEST(PeerTransportTest, HungPeerDoesNotDelayOtherPeersAndStopIsPrompt) {
   HungPeer hung;
+  ASSERT_TRUE(hung.ok());
   auto options = options_for(1);
   options.request_timeout = milliseconds(2000);
   options.max_queue_bytes = 64u << 10;
@@ -678,6 +650,7 @@ TEST(PeerTransportTest, StopIsPromptWithPeersPausedWhileConnectedToTheServer) {
 
 TEST(PeerTransportTest, HungPeerIsReportedUnreachableAfterTheRequestTimeout) {
   HungPeer hung;
+  ASSERT_TRUE(hung.ok());
   auto options = options_for(1);
   options.request_timeout = milliseconds(300);
   Node a = started_node(options);
