@@ -312,7 +312,7 @@ void Node::run_loop() {
       if (next_tick < now) next_tick = now + options_.tick_interval;  // we fell behind: no burst
       expire_reads(now);
       watch_leader_silence();
-      write_deferred_commit(now);
+      if (now - last_commit_write_ >= options_.tick_interval) write_deferred_commit(now);
     }
     run_fast_failover(now);
     handle_ready();
@@ -322,7 +322,7 @@ void Node::run_loop() {
     publish_status();
   }
   // A clean stop writes the commit index still deferred, so a restart applies all it knew.
-  if (!loop_done_) write_deferred_commit(Clock::time_point::max());
+  write_deferred_commit(Clock::now());
   // Shutdown: fail everything still waiting, and every task posted from now on.
   std::deque<Task> leftover;
   {
@@ -337,7 +337,6 @@ void Node::run_loop() {
 
 void Node::write_deferred_commit(Clock::time_point now) {
   if (!deferred_hard_state_ || loop_done_) return;
-  if (now != Clock::time_point::max() && now - last_commit_write_ < options_.tick_interval) return;
   // Only the commit index changed: the store writes it without waiting for the disk.
   if (auto s = store_.persist(deferred_hard_state_, {}, std::nullopt); !s) {
     fail_stop("storage failure: " + s.error().message);
@@ -345,7 +344,7 @@ void Node::write_deferred_commit(Clock::time_point now) {
   }
   durable_hard_state_ = *deferred_hard_state_;
   deferred_hard_state_.reset();
-  last_commit_write_ = now == Clock::time_point::max() ? Clock::now() : now;
+  last_commit_write_ = now;
 }
 
 void Node::handle_ready() {

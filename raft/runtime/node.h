@@ -158,8 +158,8 @@ class Node {
   void track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::any>>> promise,
                       std::chrono::steady_clock::time_point proposed_at);
   void run_loop();
-  // Writes a deferred commit-only hard state if a tick has passed since the last one was
-  // written (`now` = time_point::max(): at once, for a clean stop).
+  // Writes the deferred commit-only hard state, if any (at a tick when the last one is a tick
+  // old, and at a clean stop).
   void write_deferred_commit(std::chrono::steady_clock::time_point now);
   void post(Task task);
   void handle_ready();
