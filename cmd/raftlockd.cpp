@@ -150,6 +150,8 @@ int main(int argc, char** argv) {
       [&node](std::vector<raft::Message> messages) { node.receive(std::move(messages)); },
       [&node](raft::NodeId peer) { node.report_unreachable(peer); },
       [&node](raft::NodeId peer, bool ok) { node.report_snapshot(peer, ok); });
+  // The loop reads the peers' message streams itself: no thread hand-off per incoming batch.
+  node.set_inbox(transport->loop_inbox());
   // Read at scrape time: log indexes, pending work, follower lag, per-peer transport counters.
   metrics.set_node_status_source([&node] { return node.status(); });
   metrics.set_transport_stats_source([&transport] { return transport->stats(); });

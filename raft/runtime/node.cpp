@@ -1,6 +1,13 @@
 #include "raft/runtime/node.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
 
 namespace raftlock::raft {
 
@@ -11,10 +18,12 @@ Node::Node(NodeOptions options, storage::LogStore& store, StateMachine& state_ma
     : options_(std::move(options)),
       store_(store),
       state_machine_(state_machine),
-      sender_(std::move(sender)) {}
+      sender_(std::move(sender)),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 Node::~Node() {
   stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 Status Node::start() {
@@ -48,6 +57,11 @@ Status Node::start() {
   if (voters.size() == 1 && voters.front() == options_.core.id)
     core_->campaign();  // no one to wait for
   failover_rng_.seed(options_.core.random_seed ^ 0x6a09e667f3bcc909ULL);
+  if (wake_fd_ < 0) {
+    return make_error(ErrorCode::kIo,
+                      std::string("cannot create the loop's eventfd: ") + std::strerror(errno));
+  }
+  if (inbox_) inbox_->attach([this] { wake_loop(); });
   if (leader_prober_) prober_ = std::thread([this] { run_prober(); });
   loop_ = std::thread([this] { run_loop(); });
   return Ok{};
@@ -59,7 +73,7 @@ void Node::stop() {
     if (stopping_ && !loop_.joinable()) return;
     stopping_ = true;
   }
-  cv_.notify_all();
+  wake_loop();
   if (loop_.joinable()) loop_.join();
   {
     std::lock_guard lock(probe_mu_);
@@ -74,7 +88,10 @@ void Node::post(Task task) {
     std::lock_guard lock(mu_);
     if (!loop_done_ && !stopping_) {
       tasks_.push_back(std::move(task));
-      cv_.notify_one();
+      if (sleeping_) {
+        sleeping_ = false;  // one wake-up is enough
+        wake_loop();
+      }
       return;
     }
   }
@@ -258,8 +275,13 @@ std::future<Status> Node::transfer_leadership(NodeId target) {
 void Node::receive(std::vector<Message> messages) {
   auto batch = std::make_shared<std::vector<Message>>(std::move(messages));
   post([this, batch](bool alive) {
-    if (!alive) return;
-    for (const Message& message : *batch) {
+    if (alive) step_messages(*batch);
+  });
+}
+
+void Node::step_messages(const std::vector<Message>& messages) {
+  {
+    for (const Message& message : messages) {
       if (message.commit > last_heard_commit_) last_heard_commit_ = message.commit;
       auto stepped = core_->step(message);
       const bool from_leader = message.type == MessageType::kAppend ||
@@ -274,7 +296,7 @@ void Node::receive(std::vector<Message> messages) {
                       message_type_name(message.type), message.from, stepped.error().message);
       }
     }
-  });
+  }
 }
 
 void Node::report_unreachable(NodeId peer) {
@@ -294,17 +316,65 @@ NodeStatus Node::status() const {
   return status_;
 }
 
+void Node::wake_loop() {
+  const uint64_t one = 1;
+  // A full counter (EAGAIN) already wakes the loop; nothing else can fail here.
+  [[maybe_unused]] const ssize_t written = ::write(wake_fd_, &one, sizeof(one));
+}
+
+void Node::wait_for_events(Clock::time_point deadline, bool zero_wait,
+                           std::vector<Message>& inbound) {
+  if (inbox_) inbox_->descriptors(inbox_fds_);
+  poll_fds_.clear();
+  poll_fds_.push_back({wake_fd_, POLLIN, 0});
+  for (int fd : inbox_fds_) poll_fds_.push_back({fd, POLLIN, 0});
+  if (zero_wait && poll_fds_.size() == 1) return;  // nothing to read
+  timespec timeout{0, 0};
+  if (!zero_wait) {
+    const auto left = std::max(Clock::duration::zero(), deadline - Clock::now());
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    timeout.tv_sec = static_cast<time_t>(ns / 1000000000);
+    timeout.tv_nsec = static_cast<long>(ns % 1000000000);
+  }
+  const int ready = ::ppoll(poll_fds_.data(), poll_fds_.size(), &timeout, nullptr);
+  if (ready <= 0) return;  // timeout or EINTR: the loop goes round
+  if (poll_fds_[0].revents != 0) {
+    uint64_t count = 0;
+    [[maybe_unused]] const ssize_t drained = ::read(wake_fd_, &count, sizeof(count));
+  }
+  for (size_t i = 1; i < poll_fds_.size(); ++i) {
+    if (poll_fds_[i].revents != 0) inbox_->read(poll_fds_[i].fd, inbound);
+  }
+}
+
 void Node::run_loop() {
   auto next_tick = Clock::now() + options_.tick_interval;
+  std::vector<Message> inbound;
   while (true) {
     std::deque<Task> tasks;
+    bool work_waiting;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait_until(lock, next_wakeup(next_tick), [this] { return stopping_ || !tasks_.empty(); });
+      std::lock_guard lock(mu_);
+      if (stopping_) break;
+      work_waiting = !tasks_.empty();
+      sleeping_ = !work_waiting;
+    }
+    // Posted work is done at once, but the inbox is still read (a zero wait): a steady stream of
+    // proposals must not starve the peers' answers.
+    wait_for_events(next_wakeup(next_tick), work_waiting, inbound);
+    {
+      std::lock_guard lock(mu_);
+      sleeping_ = false;
       if (stopping_) break;
       tasks.swap(tasks_);
     }
+    // Tasks first: messages a transport thread handed over before the loop read later ones from
+    // the same connection are stepped in order.
     for (Task& task : tasks) task(!loop_done_);
+    if (!inbound.empty()) {
+      step_messages(inbound);
+      inbound.clear();
+    }
     const auto now = Clock::now();
     if (now >= next_tick) {
       core_->tick();
@@ -321,6 +391,7 @@ void Node::run_loop() {
     if (loop_done_) break;  // the compaction failed: stop now, not after one more round
     publish_status();
   }
+  if (inbox_) inbox_->detach();
   // A clean stop writes the commit index still deferred, so a restart applies all it knew.
   write_deferred_commit(Clock::now());
   // Shutdown: fail everything still waiting, and every task posted from now on.

@@ -2,6 +2,8 @@
 // and applies, in that order. It is the only code that touches the core.
 #pragma once
 
+#include <poll.h>
+
 #include <any>
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +21,7 @@
 
 #include "common/result.h"
 #include "raft/core.h"
+#include "raft/loop_inbox.h"
 #include "raft/state_machine.h"
 #include "storage/log_store.h"
 
@@ -95,6 +98,8 @@ class Node {
   void set_soft_state_listener(SoftStateListener listener) {
     soft_state_listener_ = std::move(listener);
   }
+  // Before start(): the loop also reads `inbox`'s connections (it must outlive the loop).
+  void set_inbox(LoopInbox* inbox) { inbox_ = inbox; }
   // Before start(). Fast failover: a follower that has not heard from its leader for two
   // heartbeat intervals probes it; a refused connection means the leader's process is gone and
   // the follower campaigns at once (see report_leader_down) instead of waiting for the election
@@ -162,6 +167,13 @@ class Node {
   // old, and at a clean stop).
   void write_deferred_commit(std::chrono::steady_clock::time_point now);
   void post(Task task);
+  // Steps messages from peers into the core (loop thread).
+  void step_messages(const std::vector<Message>& messages);
+  // Waits (loop thread, mu_ not held) until `deadline`, a post() or stop() (the wake descriptor),
+  // or an inbox descriptor becomes readable; reads those into `inbound`. A zero wait only reads.
+  void wait_for_events(std::chrono::steady_clock::time_point deadline, bool zero_wait,
+                       std::vector<Message>& inbound);
+  void wake_loop();  // any thread
   void handle_ready();
   void apply_entries(const std::vector<Entry>& entries);
   void serve_reads();
@@ -238,10 +250,15 @@ class Node {
   bool probe_stop_ = false;
   std::thread prober_;
 
+  LoopInbox* inbox_ = nullptr;
+  std::vector<int> inbox_fds_;    // loop thread
+  std::vector<pollfd> poll_fds_;  // loop thread
+  int wake_fd_ = -1;              // an eventfd: written to wake the loop from its poll
+
   // Cross-thread state.
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<Task> tasks_;
+  bool sleeping_ = false;  // the loop is (about to be) in its poll: post() must write wake_fd_
   bool stopping_ = false;
   bool loop_done_ = false;
   NodeStatus status_;

@@ -1,16 +1,12 @@
-// probe_peer_port: a plain non-blocking TCP connect with a deadline (poll), no HTTP.
+// probe_peer_port: a plain TCP connect with a deadline (connect_with_timeout), no HTTP.
 #include "raft/transport/leader_probe.h"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <charconv>
+#include <string>
 
-#include "common/unique_fd.h"
+#include "raft/transport/peer_stream.h"
 
 namespace raftlock::raft::transport {
 
@@ -48,39 +44,13 @@ const char* probe_outcome_name(ProbeOutcome outcome) {
 ProbeOutcome probe_peer_port(const std::string& address, std::chrono::milliseconds timeout) {
   std::string host, port;
   if (!split_host_port(address, host, port)) return ProbeOutcome::kError;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
-    return ProbeOutcome::kError;
+  Connected connected = connect_with_timeout(host, std::stoi(port), timeout);
+  if (connected.fd >= 0) {
+    ::close(connected.fd);
+    return ProbeOutcome::kAccepted;
   }
-  UniqueFd sock(::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (sock.get() < 0) {
-    freeaddrinfo(found);
-    return ProbeOutcome::kError;
-  }
-  const int connected = ::connect(sock.get(), found->ai_addr, found->ai_addrlen);
-  const int connect_errno = errno;
-  freeaddrinfo(found);
-  if (connected == 0) return ProbeOutcome::kAccepted;
-  if (connect_errno == ECONNREFUSED) return ProbeOutcome::kRefused;
-  if (connect_errno != EINPROGRESS) return ProbeOutcome::kError;
-  pollfd pfd{sock.get(), POLLOUT, 0};
-  int ready = 0;
-  do {
-    ready = ::poll(&pfd, 1, static_cast<int>(timeout.count()));
-  } while (ready < 0 && errno == EINTR);
-  if (ready == 0) return ProbeOutcome::kTimedOut;
-  if (ready < 0) return ProbeOutcome::kError;
-  int error = 0;
-  socklen_t length = sizeof(error);
-  if (::getsockopt(sock.get(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
-    return ProbeOutcome::kError;
-  }
-  if (error == 0) return ProbeOutcome::kAccepted;
-  return error == ECONNREFUSED ? ProbeOutcome::kRefused : ProbeOutcome::kError;
+  if (connected.refused) return ProbeOutcome::kRefused;
+  return connected.timed_out ? ProbeOutcome::kTimedOut : ProbeOutcome::kError;
 }
 
 }  // namespace raftlock::raft::transport

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "raft/transport/codec.h"
+#include "raft/transport/peer_stream.h"
 #include "raft/transport/stream_server.h"
 
 namespace raftlock::raft::transport {
@@ -38,6 +39,11 @@ constexpr auto kSnapshotAssemblyIdle = std::chrono::seconds(30);
 // A request that fails this quickly on a reused connection is retried once at once: the peer
 // most likely closed an idle keep-alive connection just as we reused it.
 constexpr auto kQuickFailure = std::chrono::milliseconds(100);
+// A peer that answered a stream request with 404 (an older node) gets one POST per batch; after
+// this long a stream is tried again (it may have been upgraded).
+constexpr auto kPostFallbackPeriod = std::chrono::seconds(30);
+// An inbound stream that brings nothing for this long is closed (the sender opens a new one).
+constexpr auto kStreamIdle = std::chrono::seconds(60);
 
 struct HostPort {
   std::string host;
@@ -221,6 +227,20 @@ struct PeerTransport::Peer {
   std::optional<Message> pending_snapshot;    // guarded by mutex
   uint64_t superseded_snapshots = 0;          // guarded by mutex
 
+  // The message stream (guarded by mutex). kConnect: none open; the sender thread opens one when
+  // there is something to send. kStream: open; send() writes frames straight into it unless
+  // bytes are still waiting (`out`, or the sender thread is writing them: `flushing`). kPost: the
+  // peer does not know streams (an older node); one POST per batch until post_until.
+  enum class Mode { kConnect, kStream, kPost };
+  Mode mode = Mode::kConnect;
+  int stream_fd = -1;
+  std::string out;  // framed bytes not written yet
+  uint64_t out_messages = 0;
+  uint64_t out_frames = 0;
+  bool flushing = false;  // the sender thread is writing bytes taken from `out`
+  bool broken = false;    // a write failed or the peer closed: the sender thread reconnects
+  std::chrono::steady_clock::time_point post_until;
+
   std::unique_ptr<StreamClient> message_client;
   std::unique_ptr<StreamClient> snapshot_client;
   std::thread message_thread;
@@ -250,10 +270,13 @@ struct PeerTransport::Peer {
     interrupt_requests();
   }
 
-  // Shuts down the sockets of requests in flight (httplib's thread-safe way to cancel).
+  // Shuts down the sockets of requests in flight (httplib's thread-safe way to cancel) and the
+  // stream (the sender thread closes it).
   void interrupt_requests() {
     message_client->stop();
     snapshot_client->stop();
+    std::lock_guard lock(mutex);
+    if (stream_fd >= 0) ::shutdown(stream_fd, SHUT_RDWR);
   }
 
   // Waits for both threads, interrupting requests again while they linger: a request that
@@ -273,6 +296,137 @@ struct PeerTransport::Peer {
   }
 };
 
+// The incoming message streams a node's loop reads itself (see LoopInbox). Descriptors are
+// closed only by the loop thread (read() at end of stream, or detach()), so the loop never polls
+// a descriptor number that was closed and reused; stop() only shuts them down.
+class PeerTransport::Inbox final : public LoopInbox {
+ public:
+  explicit Inbox(PeerTransport& transport) : transport_(transport) {}
+  ~Inbox() override { close_all(); }
+
+  void attach(std::function<void()> wake) override {
+    std::lock_guard lock(mutex_);
+    wake_ = std::move(wake);
+  }
+
+  void detach() override {
+    std::lock_guard lock(mutex_);
+    wake_ = nullptr;
+    close_all_locked();
+  }
+
+  void descriptors(std::vector<int>& fds) override {
+    std::lock_guard lock(mutex_);
+    fds.clear();
+    for (const auto& [fd, stream] : streams_) fds.push_back(fd);
+  }
+
+  void read(int fd, std::vector<Message>& out) override {
+    std::lock_guard lock(mutex_);
+    auto it = streams_.find(fd);
+    if (it == streams_.end()) return;
+    if (!receive(fd, it->second, out)) {
+      ::close(fd);
+      streams_.erase(it);
+    }
+  }
+
+  // A connection thread hands over an accepted stream; false when no loop reads (the thread
+  // keeps serving it). Complete frames already read go to on_messages first.
+  bool adopt(BufferedSocketStream& stream, NodeId from) {
+    std::function<void()> wake;
+    {
+      std::lock_guard lock(mutex_);
+      if (!wake_ || !transport_.running_) return false;
+      Stream adopted;
+      adopted.from = from;
+      adopted.buffer = stream.take_buffered();
+      std::vector<Message> first;
+      if (!parse_frames(adopted, first)) return false;
+      transport_.deliver(std::move(first));
+      streams_.emplace(stream.socket(), std::move(adopted));
+      wake = wake_;
+    }
+    wake();
+    return true;
+  }
+
+  // Transport stop: every stream ends (the loop reads the end and closes it).
+  void shut_down_all() {
+    std::lock_guard lock(mutex_);
+    for (const auto& [fd, stream] : streams_) ::shutdown(fd, SHUT_RDWR);
+  }
+
+ private:
+  struct Stream {
+    NodeId from = kNoNode;
+    std::string buffer;  // bytes read, not yet a whole frame
+  };
+
+  // Reads what is there (bounded per call, so one busy peer cannot hold the loop); false when
+  // the stream is over (end, error, or a bad frame).
+  bool receive(int fd, Stream& stream, std::vector<Message>& out) {
+    constexpr size_t kChunk = 64 * 1024;
+    constexpr size_t kMaxPerCall = 4u << 20;
+    size_t taken = 0;
+    while (taken < kMaxPerCall) {
+      const size_t old_size = stream.buffer.size();
+      stream.buffer.resize(old_size + kChunk);
+      ssize_t n;
+      do {
+        n = ::recv(fd, stream.buffer.data() + old_size, kChunk, MSG_DONTWAIT);
+      } while (n < 0 && errno == EINTR);
+      stream.buffer.resize(old_size + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+      if (n == 0) return false;
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
+        break;
+      }
+      taken += static_cast<size_t>(n);
+      if (static_cast<size_t>(n) < kChunk) break;
+    }
+    return parse_frames(stream, out);
+  }
+
+  // Takes every whole frame off the front of the buffer; false on a bad frame.
+  bool parse_frames(Stream& stream, std::vector<Message>& out) {
+    size_t at = 0;
+    const std::string& buffer = stream.buffer;
+    while (buffer.size() - at >= kFramePrefixBytes) {
+      const auto* prefix = reinterpret_cast<const unsigned char*>(buffer.data() + at);
+      const size_t size = (size_t{prefix[0]} << 24) | (size_t{prefix[1]} << 16) |
+                          (size_t{prefix[2]} << 8) | size_t{prefix[3]};
+      if (size > transport_.options_.max_request_bytes) {
+        transport_.drop(DropReason::kMalformed, 1,
+                        "node " + std::to_string(stream.from) + " announced a stream frame over " +
+                            std::to_string(transport_.options_.max_request_bytes) +
+                            " bytes; stream closed");
+        return false;
+      }
+      if (buffer.size() - at - kFramePrefixBytes < size) break;
+      const std::string_view body(buffer.data() + at + kFramePrefixBytes, size);
+      if (transport_.accept_batch(body, out).status != 204) return false;
+      at += kFramePrefixBytes + size;
+    }
+    stream.buffer.erase(0, at);
+    return true;
+  }
+
+  void close_all() {
+    std::lock_guard lock(mutex_);
+    close_all_locked();
+  }
+  void close_all_locked() {
+    for (const auto& [fd, stream] : streams_) ::close(fd);
+    streams_.clear();
+  }
+
+  PeerTransport& transport_;
+  std::mutex mutex_;
+  std::function<void()> wake_;     // set while a loop is attached
+  std::map<int, Stream> streams_;  // by descriptor
+};
+
 PeerTransport::PeerTransport(PeerTransportOptions options, MessageHandler on_messages,
                              UnreachableHandler on_unreachable,
                              SnapshotStatusHandler on_snapshot_status)
@@ -281,6 +435,7 @@ PeerTransport::PeerTransport(PeerTransportOptions options, MessageHandler on_mes
       on_unreachable_(std::move(on_unreachable)),
       on_snapshot_status_(std::move(on_snapshot_status)),
       counters_(std::make_unique<Counters>()),
+      inbox_(std::make_unique<Inbox>(*this)),
       drop_log_(std::make_unique<RateLimitedLog>()) {
   for (const auto& [id, address] : options_.peers) {
     if (id == options_.self || id == kNoNode) continue;
@@ -388,6 +543,8 @@ Status PeerTransport::start() {
   server->set_tcp_nodelay(true);
   server->set_keep_alive_max_count(1000);
   server->set_payload_max_length(options_.max_request_bytes);
+  server->set_takeover(std::string(kStreamRequestPrefix),
+                       [this](BufferedSocketStream& stream) { return serve_stream(stream); });
   server->Post(kMessagesPath, [this](const httplib::Request& req, httplib::Response& res) {
     answer(handle_messages_body(req.body), res);
   });
@@ -443,6 +600,7 @@ void PeerTransport::stop() {
   std::unique_lock lock(peers_mutex_);
   for (auto& [id, peer] : peers_) peer->signal_stop();
   for (auto& peer : retired_peers_) peer->signal_stop();
+  inbox_->shut_down_all();
   // Stop accepting; listen_after_bind() returns once every connection handler has finished.
   std::atomic<bool> server_done{false};
   std::thread stopper([&] {
@@ -529,13 +687,30 @@ void PeerTransport::send(std::vector<Message> messages) {
         unknown = list.size();
         list.clear();
       }
+      std::vector<Message> messages;
+      messages.reserve(list.size());
       for (Message& m : list) {
         if (m.snapshot) {
           if (peer->pending_snapshot) ++peer->superseded_snapshots;
           peer->pending_snapshot = std::move(m);
           queued_snapshot = true;
-          continue;
+        } else {
+          messages.push_back(std::move(m));
         }
+      }
+      if (!messages.empty() && peer->mode == Peer::Mode::kStream && !peer->broken) {
+        const StreamWrite written = write_to_stream(*peer, messages);
+        if (written == StreamWrite::kOverflow) overflow += messages.size();
+        if (written == StreamWrite::kWaiting) queued_message = true;  // the sender thread goes on
+        if (written == StreamWrite::kBroken) {
+          // Not written: the sender thread reconnects and sends them (queued below).
+          peer->broken = true;
+          queued_message = true;
+        } else {
+          messages.clear();
+        }
+      }
+      for (Message& m : messages) {
         if (peer->backing_off) {
           ++unreachable;
           continue;
@@ -564,6 +739,89 @@ void PeerTransport::send(std::vector<Message> messages) {
   }
 }
 
+namespace {
+
+// True when the peer has closed (or reset) a stream it never writes to: any readable byte or
+// end of stream means the connection is over.
+bool stream_closed_by_peer(int fd) {
+  char byte;
+  ssize_t n;
+  do {
+    n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+  return true;  // data (a protocol violation) or end of stream
+}
+
+// Writes as much as the socket takes now; returns the bytes written, or -1 on a failure.
+ssize_t send_now(int fd, const char* data, size_t size) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n;
+    do {
+      n = ::send(fd, data + done, size - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return -1;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+// Writes all of `data` within `timeout` of no progress; false on a failure or a stall.
+bool send_all_within(int fd, std::string_view data, std::chrono::milliseconds timeout) {
+  while (!data.empty()) {
+    const ssize_t n = send_now(fd, data.data(), data.size());
+    if (n < 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+    if (data.empty()) break;
+    pollfd p{fd, POLLOUT, 0};
+    int ready;
+    do {
+      ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    } while (ready < 0 && errno == EINTR);
+    if (ready <= 0 || (p.revents & (POLLERR | POLLHUP)) != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// Requires peer.mutex held and an open stream. Appends the frame behind bytes still waiting, or
+// writes it into the socket at once: no thread hand-off on the way out.
+PeerTransport::StreamWrite PeerTransport::write_to_stream(Peer& peer,
+                                                          const std::vector<Message>& messages) {
+  std::string frame;
+  append_frame(frame, encode_batch(options_.cluster_id, options_.self, messages));
+  if (!peer.out.empty() || peer.flushing) {
+    if (peer.out.size() + frame.size() > options_.max_queue_bytes) return StreamWrite::kOverflow;
+    peer.out += frame;
+    peer.out_messages += messages.size();
+    ++peer.out_frames;
+    return StreamWrite::kWaiting;
+  }
+  if (stream_closed_by_peer(peer.stream_fd)) return StreamWrite::kBroken;
+  const ssize_t written = send_now(peer.stream_fd, frame.data(), frame.size());
+  if (written < 0) return StreamWrite::kBroken;
+  if (static_cast<size_t>(written) == frame.size()) {
+    count_sent(peer, frame.size() - kFramePrefixBytes, messages.size());
+    return StreamWrite::kWritten;
+  }
+  peer.out.assign(frame, static_cast<size_t>(written));
+  peer.out_messages = messages.size();
+  peer.out_frames = 1;
+  return StreamWrite::kWaiting;
+}
+
+void PeerTransport::count_sent(Peer& peer, size_t bytes, uint64_t messages) {
+  // Messages last: a reader that sees the message count also sees the bytes.
+  peer.sent_bytes.fetch_add(bytes);
+  peer.sent_batches.fetch_add(1);
+  peer.sent_messages.fetch_add(messages);
+}
+
 void PeerTransport::backoff(Peer& peer) {
   std::chrono::milliseconds delay;
   uint64_t discarded = 0;
@@ -588,46 +846,172 @@ void PeerTransport::backoff(Peer& peer) {
 }
 
 void PeerTransport::run_message_sender(Peer& peer) {
+  std::unique_lock lock(peer.mutex);
   while (true) {
-    std::vector<Message> batch;
-    {
-      std::unique_lock lock(peer.mutex);
-      peer.wake.wait(lock, [&] { return peer.stopping || !peer.queue.empty(); });
-      if (peer.stopping) return;
-      size_t batch_bytes = 0;
-      while (!peer.queue.empty()) {
-        auto& next = peer.queue.front();
-        if (!batch.empty() && batch_bytes + next.bytes > options_.max_batch_bytes) break;
-        batch_bytes += next.bytes;
-        peer.queued_bytes -= next.bytes;
-        batch.push_back(std::move(next.message));
-        peer.queue.pop_front();
+    peer.wake.wait(lock, [&] {
+      return peer.stopping || peer.broken || !peer.out.empty() || !peer.queue.empty();
+    });
+    if (peer.stopping) break;
+    if (peer.mode == Peer::Mode::kStream) {
+      if (peer.broken) {
+        // send() found the stream closed before writing: what it queued goes on a new one.
+        close_stream(peer);
+        continue;
       }
-    }
-    const std::string body = encode_batch(options_.cluster_id, options_.self, batch);
-    auto started = std::chrono::steady_clock::now();
-    auto result = peer.message_client->Post(kMessagesPath, body, kContentType);
-    if (!result && result.error() != httplib::Error::Connection && !peer.is_stopping() &&
-        std::chrono::steady_clock::now() - started < kQuickFailure) {
-      result = peer.message_client->Post(kMessagesPath, body, kContentType);
-    }
-    if (peer.is_stopping()) return;
-    if (result && result->status == 204) {
-      // Messages last: a reader that sees the message count also sees the bytes.
-      peer.sent_bytes.fetch_add(body.size());
-      peer.sent_batches.fetch_add(1);
-      peer.sent_messages.fetch_add(batch.size());
-      std::lock_guard lock(peer.mutex);
-      peer.next_backoff = options_.backoff_min;
+      if (peer.out.empty()) {
+        // Queued while the stream was being opened (or after it broke): frame them in order.
+        while (!peer.queue.empty()) {
+          std::vector<Message> batch = take_batch(peer);
+          append_frame(peer.out, encode_batch(options_.cluster_id, options_.self, batch));
+          peer.out_messages += batch.size();
+          ++peer.out_frames;
+        }
+      }
+      std::string data;
+      data.swap(peer.out);
+      const uint64_t messages = std::exchange(peer.out_messages, 0);
+      const uint64_t frames = std::exchange(peer.out_frames, 0);
+      peer.flushing = true;
+      const int fd = peer.stream_fd;
+      lock.unlock();
+      const bool written = send_all_within(fd, data, options_.request_timeout);
+      lock.lock();
+      peer.flushing = false;
+      if (written) {
+        count_sent(peer, data.size() - frames * kFramePrefixBytes, messages);
+        peer.next_backoff = options_.backoff_min;
+        continue;
+      }
+      if (peer.stopping) break;
+      const uint64_t lost = messages + std::exchange(peer.out_messages, 0);
+      peer.out.clear();
+      peer.out_frames = 0;
+      close_stream(peer);
+      lock.unlock();
+      fail_send(peer, lost,
+                "the stream to node " + std::to_string(peer.id) + " at " + peer.address +
+                    " failed or took no bytes for " +
+                    std::to_string(options_.request_timeout.count()) + " ms");
+      lock.lock();
       continue;
     }
-    peer.send_failures.fetch_add(1);
-    drop(DropReason::kPeerUnreachable, batch.size(),
-         "sending to node " + std::to_string(peer.id) + " at " + peer.address +
-             " failed: " + describe(result));
-    if (on_unreachable_) on_unreachable_(peer.id);
-    backoff(peer);
+    if (peer.mode == Peer::Mode::kPost && std::chrono::steady_clock::now() >= peer.post_until) {
+      peer.mode = Peer::Mode::kConnect;  // the peer may have been upgraded meanwhile
+    }
+    if (peer.mode == Peer::Mode::kConnect) {
+      // The first frame goes out with the request: no round trip before it is on its way.
+      std::vector<Message> first = take_batch(peer);
+      std::string first_frame;
+      append_frame(first_frame, encode_batch(options_.cluster_id, options_.self, first));
+      lock.unlock();
+      std::string error;
+      int status = 0;
+      Connected connected =
+          connect_with_timeout(peer.host_port.host, peer.host_port.port, options_.connect_timeout);
+      if (connected.fd >= 0) {
+        {
+          // Visible to interrupt_requests() while the peer is asked (a hung one never answers).
+          std::lock_guard connecting(peer.mutex);
+          peer.stream_fd = connected.fd;
+        }
+        status = request_stream(connected.fd, peer.host_port.host, options_.self,
+                                options_.cluster_id, first_frame, options_.request_timeout, error);
+      } else {
+        error = connected.error;
+      }
+      lock.lock();
+      if (status != 200 && peer.stream_fd >= 0) {
+        ::close(peer.stream_fd);
+        peer.stream_fd = -1;
+      }
+      if (peer.stopping) break;  // an open stream is closed below
+      if (status == 200) {
+        peer.mode = Peer::Mode::kStream;
+        peer.broken = false;
+        peer.next_backoff = options_.backoff_min;
+        count_sent(peer, first_frame.size() - kFramePrefixBytes, first.size());
+        continue;
+      }
+      if (status == 404) {
+        spdlog::info(
+            "peer transport: node {} at {} has no message stream (an older version); "
+            "one request per batch",
+            peer.id, peer.address);
+        peer.mode = Peer::Mode::kPost;
+        peer.post_until = std::chrono::steady_clock::now() + kPostFallbackPeriod;
+        // It ignored the frame: the messages go again, first, as a POST.
+        for (auto it = first.rbegin(); it != first.rend(); ++it) {
+          const size_t bytes = estimated_encoded_size(*it);
+          peer.queued_bytes += bytes;
+          peer.queue.push_front({std::move(*it), bytes});
+        }
+        continue;
+      }
+      lock.unlock();
+      fail_send(peer, first.size(),
+                "opening a stream to node " + std::to_string(peer.id) + " at " + peer.address +
+                    " failed: " + error);
+      lock.lock();
+      continue;
+    }
+    std::vector<Message> batch = take_batch(peer);
+    lock.unlock();
+    post_batch(peer, batch);
+    lock.lock();
   }
+  close_stream(peer);
+}
+
+// Requires peer.mutex held.
+std::vector<Message> PeerTransport::take_batch(Peer& peer) {
+  std::vector<Message> batch;
+  size_t batch_bytes = 0;
+  while (!peer.queue.empty()) {
+    auto& next = peer.queue.front();
+    if (!batch.empty() && batch_bytes + next.bytes > options_.max_batch_bytes) break;
+    batch_bytes += next.bytes;
+    peer.queued_bytes -= next.bytes;
+    batch.push_back(std::move(next.message));
+    peer.queue.pop_front();
+  }
+  return batch;
+}
+
+// Requires peer.mutex held.
+void PeerTransport::close_stream(Peer& peer) {
+  if (peer.stream_fd >= 0) ::close(peer.stream_fd);
+  peer.stream_fd = -1;
+  peer.broken = false;
+  if (peer.mode == Peer::Mode::kStream) peer.mode = Peer::Mode::kConnect;
+}
+
+// A send failed: count it, drop what was in flight, report the peer unreachable and back off.
+void PeerTransport::fail_send(Peer& peer, uint64_t lost, const std::string& why) {
+  peer.send_failures.fetch_add(1);
+  drop(DropReason::kPeerUnreachable, lost, why);
+  if (lost == 0) spdlog::warn("peer transport: {}", why);
+  if (on_unreachable_) on_unreachable_(peer.id);
+  backoff(peer);
+}
+
+void PeerTransport::post_batch(Peer& peer, const std::vector<Message>& batch) {
+  const std::string body = encode_batch(options_.cluster_id, options_.self, batch);
+  auto started = std::chrono::steady_clock::now();
+  auto result = peer.message_client->Post(kMessagesPath, body, kContentType);
+  if (!result && result.error() != httplib::Error::Connection && !peer.is_stopping() &&
+      std::chrono::steady_clock::now() - started < kQuickFailure) {
+    result = peer.message_client->Post(kMessagesPath, body, kContentType);
+  }
+  if (peer.is_stopping()) return;
+  if (result && result->status == 204) {
+    count_sent(peer, body.size(), batch.size());
+    std::lock_guard lock(peer.mutex);
+    peer.next_backoff = options_.backoff_min;
+    return;
+  }
+  fail_send(peer, batch.size(),
+            "sending to node " + std::to_string(peer.id) + " at " + peer.address +
+                " failed: " + describe(result));
 }
 
 void PeerTransport::run_snapshot_sender(Peer& peer) {
@@ -708,6 +1092,14 @@ PeerTransport::Reply PeerTransport::reject(DropReason reason, uint64_t count, st
 }
 
 PeerTransport::Reply PeerTransport::handle_messages_body(const std::string& body) {
+  std::vector<Message> accepted;
+  Reply reply = accept_batch(body, accepted);
+  deliver(std::move(accepted));
+  return reply;
+}
+
+PeerTransport::Reply PeerTransport::accept_batch(std::string_view body,
+                                                 std::vector<Message>& accepted) {
   if (!running_) return {503, "the peer transport is stopping"};
   auto batch = decode_batch(body);
   if (!batch) return reject(DropReason::kMalformed, 1, batch.error().message, 400);
@@ -721,8 +1113,8 @@ PeerTransport::Reply PeerTransport::handle_messages_body(const std::string& body
   }
   auto peer = find_peer(batch->from);
   if (!peer) return reject(DropReason::kUnknownSender, count, sender + " is not a known peer", 403);
-  std::vector<Message> accepted;
-  accepted.reserve(batch->messages.size());
+  const size_t before = accepted.size();
+  accepted.reserve(before + batch->messages.size());
   uint64_t wrong_to = 0;
   uint64_t wrong_from = 0;
   for (Message& m : batch->messages) {
@@ -734,12 +1126,88 @@ PeerTransport::Reply PeerTransport::handle_messages_body(const std::string& body
       accepted.push_back(std::move(m));
     }
   }
-  drop(DropReason::kWrongRecipient, wrong_to, sender + " sent messages addressed to another node");
-  drop(DropReason::kUnknownSender, wrong_from, sender + " sent messages claiming another sender");
-  peer->received_messages.fetch_add(accepted.size());
+  if (wrong_to > 0) {
+    drop(DropReason::kWrongRecipient, wrong_to,
+         sender + " sent messages addressed to another node");
+  }
+  if (wrong_from > 0) {
+    drop(DropReason::kUnknownSender, wrong_from, sender + " sent messages claiming another sender");
+  }
+  peer->received_messages.fetch_add(accepted.size() - before);
   peer->received_bytes.fetch_add(body.size());
-  deliver(std::move(accepted));
   return {204, {}};
+}
+
+namespace {
+// A refusal on a stream request: the connection closes after it.
+void refuse_stream(BufferedSocketStream& stream, int status, const std::string& reason) {
+  const std::string answer =
+      "HTTP/1.1 " + std::to_string(status) +
+      (status == 403 ? " Forbidden" : " Service Unavailable") +
+      "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(reason.size()) +
+      "\r\nConnection: close\r\n\r\n" + reason;
+  (void)stream.write(answer.data(), answer.size());
+  (void)stream.flush();
+}
+}  // namespace
+
+bool PeerTransport::serve_stream(BufferedSocketStream& stream) {
+  auto request = read_header_block(stream);
+  if (!request) return false;
+  if (!running_) {
+    refuse_stream(stream, 503, "the peer transport is stopping");
+    return false;
+  }
+  const std::string cluster = header_value(*request, kClusterHeader);
+  const std::string from_text = header_value(*request, kFromHeader);
+  NodeId from = kNoNode;
+  auto [ptr, ec] = std::from_chars(from_text.data(), from_text.data() + from_text.size(), from);
+  const bool known =
+      ec == std::errc() && ptr == from_text.data() + from_text.size() && find_peer(from) != nullptr;
+  if (cluster != options_.cluster_id || !known) {
+    // Refused (403). The sender writes its first frame right behind the request: when it is
+    // there, it is validated like any body, so its messages are counted by reason.
+    std::string reason = cluster != options_.cluster_id
+                             ? "a stream from node " + from_text + " of cluster '" + cluster +
+                                   "', this node's is '" + options_.cluster_id + "'"
+                             : "a stream from '" + from_text + "', not a known peer";
+    std::string body;
+    stream.set_read_timeout_ms(100);
+    if (read_frame(stream, options_.max_request_bytes, body) == FrameRead::kFrame) {
+      const Reply reply = handle_messages_body(body);
+      if (reply.status != 204) reason = reply.reason;
+    } else {
+      spdlog::warn("peer transport: refused {}", reason);
+    }
+    refuse_stream(stream, 403, reason);
+    return false;
+  }
+  const std::string accepted = stream_accept_answer();
+  if (stream.write(accepted.data(), accepted.size()) < 0 || !stream.flush()) return false;
+  // From here on the node's loop reads the stream itself when it has attached its inbox; the
+  // frames that came with the request are handed over first (on_messages, in order).
+  if (inbox_->adopt(stream, from)) return true;
+  stream.set_read_timeout_ms(
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(kStreamIdle).count()));
+  std::string body;
+  while (running_) {
+    const FrameRead read = read_frame(stream, options_.max_request_bytes, body);
+    if (read == FrameRead::kClosed) return false;
+    if (read == FrameRead::kTooLarge) {
+      drop(DropReason::kMalformed, 1,
+           "node " + from_text + " announced a stream frame over " +
+               std::to_string(options_.max_request_bytes) + " bytes; stream closed");
+      return false;
+    }
+    // Every frame is validated like a POST body; a bad one closes the stream (the sender opens a
+    // new one), its messages counted as dropped by reason.
+    if (handle_messages_body(body).status != 204) return false;
+  }
+  return false;
+}
+
+LoopInbox* PeerTransport::loop_inbox() {
+  return inbox_.get();
 }
 
 PeerTransport::Reply PeerTransport::handle_snapshot_body(const std::string& body) {
@@ -849,6 +1317,7 @@ TransportStats PeerTransport::stats() const {
       s.queued_messages = peer->queue.size();
       s.queued_bytes = peer->queued_bytes;
       s.backing_off = peer->backing_off;
+      s.streaming = peer->mode == Peer::Mode::kStream;
     }
     out.peers.push_back(std::move(s));
   }

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "raft/loop_inbox.h"
 #include "raft/types.h"
 
 namespace httplib {
@@ -34,6 +35,8 @@ class Server;
 }
 
 namespace raftlock::raft::transport {
+
+class BufferedSocketStream;
 
 // Why a message (or a whole body) was dropped instead of being sent or delivered.
 enum class DropReason : uint8_t {
@@ -83,6 +86,7 @@ struct PeerStats {
   uint64_t queued_messages = 0;
   uint64_t queued_bytes = 0;
   bool backing_off = false;
+  bool streaming = false;  // a message stream is open (false: none yet, or POSTs to an older node)
 };
 
 struct TransportStats {
@@ -137,7 +141,13 @@ class PeerTransport {
 
   TransportStats stats() const;
 
+  // Incoming message streams can be read by a node's loop itself (Node::set_inbox) instead of a
+  // transport thread each. Until the node attaches (and after it detaches) they are read by
+  // transport threads and handed to on_messages.
+  LoopInbox* loop_inbox();
+
  private:
+  class Inbox;
   struct Peer;
   struct Counters;
   struct SnapshotAssembly;
@@ -148,6 +158,16 @@ class PeerTransport {
   void retire_peer(std::shared_ptr<Peer> peer);
   void reap_retired_peers(bool wait);
   void run_message_sender(Peer& peer);
+  enum class StreamWrite { kWritten, kWaiting, kOverflow, kBroken };
+  StreamWrite write_to_stream(Peer& peer, const std::vector<Message>& messages);
+  std::vector<Message> take_batch(Peer& peer);
+  void close_stream(Peer& peer);
+  void post_batch(Peer& peer, const std::vector<Message>& batch);
+  void fail_send(Peer& peer, uint64_t lost, const std::string& why);
+  void count_sent(Peer& peer, size_t bytes, uint64_t messages);
+  // The receiving end of a message stream (a StreamServer takeover, on the connection's thread):
+  // true when it handed the socket to the loop inbox.
+  bool serve_stream(BufferedSocketStream& stream);
   void run_snapshot_sender(Peer& peer);
   bool send_snapshot(Peer& peer, const Message& message);
   void backoff(Peer& peer);
@@ -158,6 +178,8 @@ class PeerTransport {
     std::string reason;
   };
   Reply handle_messages_body(const std::string& body);
+  // Validates a batch body (counting what it drops, by reason) and appends what it accepts.
+  Reply accept_batch(std::string_view body, std::vector<Message>& accepted);
   Reply reject(DropReason reason, uint64_t count, std::string detail, int status);
   Reply handle_snapshot_body(const std::string& body);
   std::shared_ptr<Peer> find_peer(NodeId id) const;
@@ -175,6 +197,7 @@ class PeerTransport {
   std::vector<std::shared_ptr<Peer>> retired_peers_;  // guarded by peers_mutex_
 
   std::unique_ptr<Counters> counters_;
+  std::unique_ptr<Inbox> inbox_;
   std::unique_ptr<RateLimitedLog> drop_log_;
 
   std::mutex deliver_mutex_;  // on_messages never runs concurrently with itself

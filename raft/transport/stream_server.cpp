@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string_view>
+#include <thread>
 
 namespace raftlock::raft::transport {
 namespace {
@@ -79,6 +80,12 @@ bool BufferedSocketStream::flush() {
   const bool sent = send_all(held_.data(), held_.size());
   held_.clear();
   return sent;
+}
+
+std::string BufferedSocketStream::take_buffered() {
+  std::string rest(buffer_ + begin_, buffered());
+  begin_ = end_ = 0;
+  return rest;
 }
 
 void BufferedSocketStream::get_remote_ip_and_port(std::string& ip, int& port) const {
@@ -169,6 +176,14 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
       open_[sock] = false;
     }
     BufferedSocketStream stream(sock, read_ms, write_ms);
+    if (served == 0 && takeover_ && starts_with_takeover_prefix(sock, read_ms)) {
+      if (takeover_(stream)) {
+        std::lock_guard lock(mutex_);
+        open_.erase(sock);
+        return true;  // the socket is the handler's now
+      }
+      break;
+    }
     bool connection_closed = false;
     const bool last = served + 1 == keep_alive_max_count_;
     ok = process_request(stream, last, connection_closed, [](httplib::Request&) {});
@@ -189,6 +204,27 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
     ::close(sock);
   }
   return ok;
+}
+
+bool StreamServer::starts_with_takeover_prefix(int sock, int timeout_ms) const {
+  // A request line normally arrives in one segment; wait (bounded) while it is a partial match.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string peeked(takeover_prefix_.size(), '\0');
+  while (true) {
+    ssize_t n;
+    do {
+      n = ::recv(sock, peeked.data(), peeked.size(), MSG_PEEK);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) return false;
+    const auto got = static_cast<size_t>(n);
+    if (std::string_view(peeked).substr(0, got) !=
+        std::string_view(takeover_prefix_).substr(0, got)) {
+      return false;
+    }
+    if (got == takeover_prefix_.size()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 bool StreamClient::process_socket(const Socket& socket,

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -35,6 +36,9 @@ class BufferedSocketStream final : public httplib::Stream {
   void get_remote_ip_and_port(std::string& ip, int& port) const override;
   void get_local_ip_and_port(std::string& ip, int& port) const override;
   socket_t socket() const override { return sock_; }
+  void set_read_timeout_ms(int timeout_ms) { read_timeout_ms_ = timeout_ms; }
+  // Removes and returns what was read from the socket but not consumed yet.
+  std::string take_buffered();
 
   // Sends what is held back; false when the connection failed.
   bool flush();
@@ -72,10 +76,24 @@ class StreamServer final : public httplib::Server {
   // reading (its current answer may still be written; then it closes).
   void shut_down_connections();
 
+  // A connection whose first request starts with `prefix` is not served as HTTP: `handler` gets
+  // it (on the connection's thread, with the stream holding whatever was read already). When the
+  // handler returns false the connection is closed; true means the handler took the socket over
+  // (it closes it; the server forgets it). Set before listening.
+  using Takeover = std::function<bool(BufferedSocketStream& stream)>;
+  void set_takeover(std::string prefix, Takeover handler) {
+    takeover_prefix_ = std::move(prefix);
+    takeover_ = std::move(handler);
+  }
+
  private:
   bool process_and_close_socket(socket_t sock) override;
+  // Peeks at the first bytes of a new connection: do they start with the takeover prefix?
+  bool starts_with_takeover_prefix(int sock, int timeout_ms) const;
 
   const StreamServerOptions options_;
+  std::string takeover_prefix_;
+  Takeover takeover_;
   std::mutex mutex_;
   std::map<int, bool> open_;  // socket -> idle (waiting for the next request)
   bool closing_ = false;
