@@ -179,6 +179,10 @@ int main(int argc, char** argv) {
                                   std::function<void(Result<raft::EntryId>)> done) {
     forwarder.forward(leader, std::move(command), std::move(done));
   });
+  // A leader this node has a message stream to runs a version that also takes forwarded
+  // proposals as messages: straight from this loop to its loop, no HTTP exchange.
+  node.set_message_forwarding(
+      [&transport](raft::NodeId leader) { return transport && transport->streaming_to(leader); });
   node.set_config_listener([&peers, &transport, &flags](const raft::Configuration& config) {
     peers.update(config);
     if (!transport) return;

@@ -54,6 +54,10 @@ const char* message_type_name(MessageType type) {
       return "ReadIndex";
     case MessageType::kReadIndexResponse:
       return "ReadIndexResponse";
+    case MessageType::kForward:
+      return "Forward";
+    case MessageType::kForwardResponse:
+      return "ForwardResponse";
   }
   return "Unknown";
 }

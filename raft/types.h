@@ -102,6 +102,12 @@ enum class MessageType : uint8_t {
   kTimeoutNow = 9,          // leadership transfer: start an election now, skipping pre-vote
   kReadIndex = 10,          // follower -> leader: please give me a read index for `context`
   kReadIndexResponse = 11,  // leader -> follower: index = read index for `context` (reject: none)
+  // Proposal forwarding between node runtimes (never stepped into the core): a follower asks the
+  // leader to append entries[i].data; context names the request.
+  kForward = 12,
+  // Leader -> follower: entries[i] = (index, term) where command i was appended, in order; reject:
+  // the rest were refused, reject_hint = their ErrorCode. context echoed.
+  kForwardResponse = 13,
 };
 
 const char* message_type_name(MessageType type);

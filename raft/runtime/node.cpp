@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 
@@ -113,6 +114,11 @@ std::future<Result<std::any>> Node::propose(std::string command) {
       return;
     }
     const NodeId leader = core_->leader_id();
+    if (appended.error().code == ErrorCode::kNotLeader && leader != kNoNode &&
+        leader != options_.core.id && can_forward_to_ && can_forward_to_(leader)) {
+      queue_forward(leader, std::move(command), promise, proposed_at);
+      return;
+    }
     if (appended.error().code != ErrorCode::kNotLeader || !forwarder_ || leader == kNoNode ||
         leader == options_.core.id) {
       promise->set_value(appended.error());
@@ -190,6 +196,105 @@ std::future<std::vector<Result<EntryId>>> Node::append_batch(std::vector<std::st
     promise->set_value(std::move(results));
   });
   return future;
+}
+
+void Node::queue_forward(NodeId leader, std::string command,
+                         std::shared_ptr<std::promise<Result<std::any>>> promise,
+                         Clock::time_point proposed_at) {
+  Message& request = outgoing_forwards_[leader];
+  if (request.entries.empty()) {
+    request.type = MessageType::kForward;
+    request.from = options_.core.id;
+    request.to = leader;
+    request.context = std::to_string(next_forward_id_);
+  }
+  const uint64_t id = next_forward_id_++;
+  Entry entry;
+  entry.data = std::move(command);
+  request.entries.push_back(std::move(entry));
+  PendingForward pending;
+  pending.leader = leader;
+  pending.first_id = std::stoull(request.context);
+  pending.promise = std::move(promise);
+  pending.proposed_at = proposed_at;
+  forwards_.emplace(id, std::move(pending));
+}
+
+void Node::flush_forwards() {
+  if (outgoing_forwards_.empty()) return;
+  std::vector<Message> requests;
+  requests.reserve(outgoing_forwards_.size());
+  for (auto& [leader, request] : outgoing_forwards_) requests.push_back(std::move(request));
+  outgoing_forwards_.clear();
+  sender_(std::move(requests));
+}
+
+void Node::answer_forward(const Message& request) {
+  Message response;
+  response.type = MessageType::kForwardResponse;
+  response.from = options_.core.id;
+  response.to = request.from;
+  response.context = request.context;
+  for (const Entry& entry : request.entries) {
+    auto appended = core_->propose(entry.data);
+    if (!appended) {
+      // Not appended (not the leader, or a leadership transfer): neither are the rest.
+      response.reject = true;
+      response.reject_hint = static_cast<Index>(appended.error().code);
+      break;
+    }
+    Entry where;
+    where.index = appended->index;
+    where.term = appended->term;
+    response.entries.push_back(where);
+  }
+  std::vector<Message> out;
+  out.push_back(std::move(response));
+  sender_(std::move(out));
+}
+
+void Node::on_forward_response(const Message& response) {
+  uint64_t first = 0;
+  auto [ptr, ec] = std::from_chars(response.context.data(),
+                                   response.context.data() + response.context.size(), first);
+  if (ec != std::errc() || ptr != response.context.data() + response.context.size()) return;
+  uint64_t id = first;
+  for (const Entry& where : response.entries) {
+    auto it = forwards_.find(id++);
+    if (it == forwards_.end() || it->second.first_id != first) continue;  // timed out already
+    track_proposal(EntryId{where.index, where.term}, std::move(it->second.promise),
+                   it->second.proposed_at);
+    forwards_.erase(it);
+  }
+  if (!response.reject) return;
+  const auto code = static_cast<ErrorCode>(response.reject_hint);
+  const bool not_leader = code == ErrorCode::kNotLeader || code == ErrorCode::kNoLeader;
+  for (auto it = forwards_.find(id); it != forwards_.end() && it->second.first_id == first;) {
+    // Not appended anywhere: safe to retry.
+    it->second.promise->set_value(
+        make_error(not_leader ? ErrorCode::kNotLeader : code,
+                   not_leader ? "the node a proposal was forwarded to is not the leader"
+                              : "the leader refused a forwarded proposal (" +
+                                    std::string(error_code_name(code)) + ")"));
+    it = forwards_.erase(it);
+  }
+}
+
+void Node::expire_forwards(NodeId leader, Clock::time_point now) {
+  for (auto it = forwards_.begin(); it != forwards_.end();) {
+    const bool gone = it->second.leader != leader;
+    if (!gone && now - it->second.proposed_at < options_.read_timeout) {
+      ++it;
+      continue;
+    }
+    // It may have been appended (and may still commit): the outcome is unknown.
+    it->second.promise->set_value(make_error(
+        ErrorCode::kTimeout, gone ? "the leader changed before it answered a forwarded proposal; "
+                                    "its outcome is unknown"
+                                  : "the leader did not answer a forwarded proposal in time; its "
+                                    "outcome is unknown"));
+    it = forwards_.erase(it);
+  }
 }
 
 void Node::track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::any>>> promise,
@@ -282,6 +387,14 @@ void Node::receive(std::vector<Message> messages) {
 void Node::step_messages(const std::vector<Message>& messages) {
   {
     for (const Message& message : messages) {
+      if (message.type == MessageType::kForward) {
+        answer_forward(message);
+        continue;
+      }
+      if (message.type == MessageType::kForwardResponse) {
+        on_forward_response(message);
+        continue;
+      }
       if (message.commit > last_heard_commit_) last_heard_commit_ = message.commit;
       auto stepped = core_->step(message);
       const bool from_leader = message.type == MessageType::kAppend ||
@@ -375,12 +488,14 @@ void Node::run_loop() {
       step_messages(inbound);
       inbound.clear();
     }
+    flush_forwards();
     const auto now = Clock::now();
     if (now >= next_tick) {
       core_->tick();
       next_tick += options_.tick_interval;
       if (next_tick < now) next_tick = now + options_.tick_interval;  // we fell behind: no burst
       expire_reads(now);
+      if (!forwards_.empty()) expire_forwards(core_->leader_id(), now);
       watch_leader_silence();
       if (now - last_commit_write_ >= options_.tick_interval) write_deferred_commit(now);
     }
@@ -434,6 +549,7 @@ void Node::handle_ready() {
         observer_->on_election_started();
       }
       soft_state_ = soft;
+      if (leader_changed && !forwards_.empty()) expire_forwards(soft.leader_id, Clock::now());
       if (lost_leadership || leader_changed) {
         // Reads are safe to retry. Proposals are not failed here: one appended under the old
         // leader may still commit under the new one, and a retry would then apply twice. Each
@@ -596,6 +712,9 @@ void Node::expire_reads(Clock::time_point now) {
 void Node::fail_all_pending(ErrorCode code, const std::string& why) {
   for (auto& [index, pending] : proposals_) pending.promise->set_value(make_error(code, why));
   proposals_.clear();
+  for (auto& [id, pending] : forwards_) pending.promise->set_value(make_error(code, why));
+  forwards_.clear();
+  outgoing_forwards_.clear();
   fail_pending_reads(code, why);
 }
 

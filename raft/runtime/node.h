@@ -98,6 +98,14 @@ class Node {
   void set_soft_state_listener(SoftStateListener listener) {
     soft_state_listener_ = std::move(listener);
   }
+  // Before start(). Proposals on a follower go to a leader for which `can_forward_to` is true as
+  // kForward messages through the sender (everything proposed in one loop round in one message;
+  // the leader answers with a kForwardResponse), with no thread or HTTP exchange on either side.
+  // Other leaders (an older version) get them through the Forwarder. Called on the loop thread.
+  using ForwardCapability = std::function<bool(NodeId leader)>;
+  void set_message_forwarding(ForwardCapability can_forward_to) {
+    can_forward_to_ = std::move(can_forward_to);
+  }
   // Before start(): the loop also reads `inbox`'s connections (it must outlive the loop).
   void set_inbox(LoopInbox* inbox) { inbox_ = inbox; }
   // Before start(). Fast failover: a follower that has not heard from its leader for two
@@ -160,6 +168,16 @@ class Node {
   // A unit of loop work; `alive` is false when the loop is gone and the task must only fail.
   using Task = std::function<void(bool alive)>;
 
+  // Message forwarding (loop thread): follower side, then leader side.
+  void queue_forward(NodeId leader, std::string command,
+                     std::shared_ptr<std::promise<Result<std::any>>> promise,
+                     std::chrono::steady_clock::time_point proposed_at);
+  void flush_forwards();
+  void on_forward_response(const Message& response);
+  // Fails forwards sent to another leader than `leader` (all of them for kNoNode) and those
+  // older than the read timeout: their outcome is unknown.
+  void expire_forwards(NodeId leader, std::chrono::steady_clock::time_point now);
+  void answer_forward(const Message& request);
   void track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::any>>> promise,
                       std::chrono::steady_clock::time_point proposed_at);
   void run_loop();
@@ -205,6 +223,17 @@ class Node {
   std::unique_ptr<Core> core_;
   std::map<Index, PendingProposal> proposals_;
   std::map<std::string, PendingRead> reads_;
+  // Proposals forwarded as messages, by forward id (ids of one kForward are consecutive).
+  struct PendingForward {
+    NodeId leader = kNoNode;
+    uint64_t first_id = 0;  // the first id of its kForward
+    std::shared_ptr<std::promise<Result<std::any>>> promise;
+    std::chrono::steady_clock::time_point proposed_at;
+  };
+  ForwardCapability can_forward_to_;
+  std::map<uint64_t, PendingForward> forwards_;
+  uint64_t next_forward_id_ = 1;
+  std::map<NodeId, Message> outgoing_forwards_;  // this round's kForward per leader
   uint64_t next_read_id_ = 1;
   Index last_snapshot_index_ = 0;
   Configuration last_config_;

@@ -331,24 +331,27 @@ class PeerTransport::Inbox final : public LoopInbox {
     }
   }
 
-  // A connection thread hands over an accepted stream; false when no loop reads (the thread
-  // keeps serving it). Complete frames already read go to on_messages first.
-  bool adopt(BufferedSocketStream& stream, NodeId from) {
+  enum class Adopted { kYes, kNoLoop, kBadFrame };
+  // A connection thread hands over an accepted stream. kNoLoop: no loop reads (the thread keeps
+  // serving it); kBadFrame: a frame already read was bad (counted; close the connection).
+  // Complete frames already read go to on_messages first.
+  Adopted adopt(BufferedSocketStream& stream, NodeId from) {
     std::function<void()> wake;
     {
       std::lock_guard lock(mutex_);
-      if (!wake_ || !transport_.running_) return false;
+      if (!wake_ || !transport_.running_) return Adopted::kNoLoop;
       Stream adopted;
       adopted.from = from;
       adopted.buffer = stream.take_buffered();
       std::vector<Message> first;
-      if (!parse_frames(adopted, first)) return false;
+      const bool good = parse_frames(adopted, first);
       transport_.deliver(std::move(first));
+      if (!good) return Adopted::kBadFrame;
       streams_.emplace(stream.socket(), std::move(adopted));
       wake = wake_;
     }
     wake();
-    return true;
+    return Adopted::kYes;
   }
 
   // Transport stop: every stream ends (the loop reads the end and closes it).
@@ -366,24 +369,22 @@ class PeerTransport::Inbox final : public LoopInbox {
   // Reads what is there (bounded per call, so one busy peer cannot hold the loop); false when
   // the stream is over (end, error, or a bad frame).
   bool receive(int fd, Stream& stream, std::vector<Message>& out) {
-    constexpr size_t kChunk = 64 * 1024;
     constexpr size_t kMaxPerCall = 4u << 20;
     size_t taken = 0;
     while (taken < kMaxPerCall) {
-      const size_t old_size = stream.buffer.size();
-      stream.buffer.resize(old_size + kChunk);
       ssize_t n;
       do {
-        n = ::recv(fd, stream.buffer.data() + old_size, kChunk, MSG_DONTWAIT);
+        n = ::recv(fd, scratch_.data(), scratch_.size(), MSG_DONTWAIT);
       } while (n < 0 && errno == EINTR);
-      stream.buffer.resize(old_size + static_cast<size_t>(std::max<ssize_t>(n, 0)));
-      if (n == 0) return false;
-      if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK) return false;
-        break;
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        // The stream is over: what arrived before its end still counts.
+        (void)parse_frames(stream, out);
+        return false;
       }
+      if (n < 0) break;
+      stream.buffer.append(scratch_.data(), static_cast<size_t>(n));
       taken += static_cast<size_t>(n);
-      if (static_cast<size_t>(n) < kChunk) break;
+      if (static_cast<size_t>(n) < scratch_.size()) break;
     }
     return parse_frames(stream, out);
   }
@@ -423,8 +424,9 @@ class PeerTransport::Inbox final : public LoopInbox {
 
   PeerTransport& transport_;
   std::mutex mutex_;
-  std::function<void()> wake_;     // set while a loop is attached
-  std::map<int, Stream> streams_;  // by descriptor
+  std::function<void()> wake_;             // set while a loop is attached
+  std::map<int, Stream> streams_;          // by descriptor
+  std::array<char, 64 * 1024> scratch_{};  // what one recv() reads (loop thread, under mutex_)
 };
 
 PeerTransport::PeerTransport(PeerTransportOptions options, MessageHandler on_messages,
@@ -1186,7 +1188,14 @@ bool PeerTransport::serve_stream(BufferedSocketStream& stream) {
   if (stream.write(accepted.data(), accepted.size()) < 0 || !stream.flush()) return false;
   // From here on the node's loop reads the stream itself when it has attached its inbox; the
   // frames that came with the request are handed over first (on_messages, in order).
-  if (inbox_->adopt(stream, from)) return true;
+  switch (inbox_->adopt(stream, from)) {
+    case Inbox::Adopted::kYes:
+      return true;
+    case Inbox::Adopted::kBadFrame:
+      return false;
+    case Inbox::Adopted::kNoLoop:
+      break;
+  }
   stream.set_read_timeout_ms(
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(kStreamIdle).count()));
   std::string body;
@@ -1204,6 +1213,13 @@ bool PeerTransport::serve_stream(BufferedSocketStream& stream) {
     if (handle_messages_body(body).status != 204) return false;
   }
   return false;
+}
+
+bool PeerTransport::streaming_to(NodeId id) const {
+  auto peer = find_peer(id);
+  if (!peer) return false;
+  std::lock_guard lock(peer->mutex);
+  return peer->mode == Peer::Mode::kStream;
 }
 
 LoopInbox* PeerTransport::loop_inbox() {

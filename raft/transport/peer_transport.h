@@ -140,6 +140,8 @@ class PeerTransport {
   void remove_peer(NodeId id);
 
   TransportStats stats() const;
+  // True while a message stream to `id` is open (so it runs a version that knows streams).
+  bool streaming_to(NodeId id) const;
 
   // Incoming message streams can be read by a node's loop itself (Node::set_inbox) instead of a
   // transport thread each. Until the node attaches (and after it detaches) they are read by

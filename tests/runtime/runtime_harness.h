@@ -189,6 +189,8 @@ struct ClusterConfig {
   uint64_t snapshot_every = 10000;
   std::chrono::milliseconds read_timeout{3000};
   bool forwarding = true;
+  // Proposals on a follower go to the leader as kForward messages (Node::set_message_forwarding).
+  bool message_forwarding = false;
 };
 
 // Nodes 1..n wired in-process. Node objects live until the cluster is destroyed (restarts keep
@@ -249,6 +251,7 @@ class InProcessCluster {
             forward(leader, std::move(command), std::move(done));
           });
     }
+    if (config_.message_forwarding) node->set_message_forwarding([](NodeId) { return true; });
     if (soft_state_listener) {
       node->set_soft_state_listener([this, id](const SoftState& s) { soft_state_listener(id, s); });
     }
@@ -347,6 +350,12 @@ class InProcessCluster {
     if (hold) hold->set_value();
   }
   size_t forwards() const { return forwards_.load(); }
+  // Messages of `type` handed to route() so far (dropped ones included).
+  size_t routed(MessageType type) const {
+    std::lock_guard lock(mu_);
+    auto it = routed_by_type_.find(type);
+    return it == routed_by_type_.end() ? 0 : it->second;
+  }
   // Where the leader appended forwarded commands, in order.
   std::vector<EntryId> forwarded_appends() const {
     std::lock_guard lock(mu_);
@@ -404,6 +413,7 @@ class InProcessCluster {
     std::lock_guard lock(mu_);
     for (Message& message : messages) {
       ++sent_by_[message.from];
+      ++routed_by_type_[message.type];
       const bool dropped = isolated_.count(message.from) || isolated_.count(message.to) ||
                            !live_.count(message.to) || (drop_filter_ && drop_filter_(message));
       if (message.type == MessageType::kSnapshot) {
@@ -463,6 +473,7 @@ class InProcessCluster {
   std::shared_future<void> held_answer_;
   std::vector<EntryId> forwarded_appends_;
   std::atomic<size_t> forwards_{0};
+  std::map<MessageType, size_t> routed_by_type_;  // guarded by mu_
 };
 
 // Waits for a future (failing the test on a hang).

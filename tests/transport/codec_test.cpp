@@ -74,6 +74,7 @@ constexpr MessageType kAllTypes[] = {
     MessageType::kHeartbeat, MessageType::kHeartbeatResponse,
     MessageType::kSnapshot,  MessageType::kTimeoutNow,
     MessageType::kReadIndex, MessageType::kReadIndexResponse,
+    MessageType::kForward,   MessageType::kForwardResponse,
 };
 
 TEST(CodecTest, EveryMessageTypeRoundTripsWithEveryField) {

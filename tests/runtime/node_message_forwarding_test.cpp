@@ -1,0 +1,150 @@
+// raft::Node message forwarding: a follower's proposals travel to the leader as kForward messages
+// (no Forwarder), are answered with where they were appended, and a missing answer is reported
+// as an unknown outcome, never as a failure that invites a second copy.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "tests/runtime/runtime_harness.h"
+
+namespace raftlock::raft::runtime_testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+ClusterConfig message_forwarding_config() {
+  ClusterConfig config;
+  config.message_forwarding = true;
+  return config;
+}
+
+TEST(NodeMessageForwarding, FollowerProposalsGoAsMessagesAndAnswerWithTheirOwnApplyResult) {
+  InProcessCluster cluster(message_forwarding_config());
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  const NodeId follower = cluster.others(*leader).front();
+
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  std::vector<std::vector<std::pair<std::string, std::future<Result<std::any>>>>> pending(kThreads);
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string command = "m" + std::to_string(t) + "-" + std::to_string(i);
+        pending[t].emplace_back(command, cluster.node(follower).propose(command));
+      }
+    });
+  }
+  for (auto& client : clients) client.join();
+  std::set<Index> indices;
+  for (auto& list : pending) {
+    for (auto& [command, future] : list) {
+      const Result<std::any> answer = await(future);
+      ASSERT_TRUE(answer.ok()) << command << ": " << answer.error().message;
+      const std::string text = result_string(answer);
+      const std::string prefix = "n" + std::to_string(follower) + ":" + command + "@";
+      ASSERT_EQ(text.rfind(prefix, 0), 0u) << command << " answered with " << text;
+      const Index index = std::stoull(text.substr(prefix.size()));
+      EXPECT_TRUE(indices.insert(index).second) << "two proposals answered for index " << index;
+      EXPECT_EQ(cluster.machine(follower).command_at(index), command);
+      EXPECT_TRUE(InProcessCluster::wait_until([&] {
+        return cluster.machine(*leader).command_at(index) == command;
+      })) << command
+          << " at " << index;
+    }
+  }
+  EXPECT_EQ(indices.size(), static_cast<size_t>(kThreads * kPerThread));
+  // No Forwarder call: every proposal went as a message, and one message carries all that one
+  // loop round collected (at most one per proposal).
+  EXPECT_EQ(cluster.forwards(), 0u);
+  EXPECT_GE(cluster.routed(MessageType::kForward), 1u);
+  EXPECT_LE(cluster.routed(MessageType::kForward), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(cluster.routed(MessageType::kForwardResponse), cluster.routed(MessageType::kForward));
+}
+
+TEST(NodeMessageForwarding, AMissingAnswerIsAnUnknownOutcomeAfterTheReadTimeout) {
+  ClusterConfig config = message_forwarding_config();
+  config.read_timeout = 500ms;
+  InProcessCluster cluster(config);
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  const NodeId follower = cluster.others(*leader).front();
+  cluster.set_drop_filter([](const Message& m) { return m.type == MessageType::kForwardResponse; });
+
+  auto future = cluster.node(follower).propose("unanswered");
+  const Result<std::any> answer = await(future);
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.error().code, ErrorCode::kTimeout) << answer.error().message;
+  // Honest: the leader did append (and commit) it, so "failed, retry" would have applied it twice.
+  EXPECT_TRUE(InProcessCluster::wait_until([&] {
+    const auto& machine = cluster.machine(*leader);
+    for (Index i = 1; i <= cluster.node(*leader).status().core.applied_index; ++i) {
+      if (machine.command_at(i) == "unanswered") return true;
+    }
+    return false;
+  }));
+}
+
+TEST(NodeMessageForwarding, ALeaderChangeEndsForwardsToTheOldLeaderAsUnknownOutcomes) {
+  ClusterConfig config = message_forwarding_config();
+  config.read_timeout = 60s;  // only the leader change can end the wait in this test
+  InProcessCluster cluster(config);
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  const NodeId follower = cluster.others(*leader).front();
+  cluster.set_drop_filter([](const Message& m) { return m.type == MessageType::kForward; });
+
+  auto future = cluster.node(follower).propose("to-the-old-leader");
+  ASSERT_EQ(future.wait_for(100ms), std::future_status::timeout);  // waits for an answer
+  cluster.isolate(*leader);                                        // the others elect a new leader
+  ASSERT_EQ(future.wait_for(20s), std::future_status::ready);
+  const Result<std::any> answer = future.get();
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.error().code, ErrorCode::kTimeout) << answer.error().message;
+}
+
+TEST(NodeMessageForwarding, ANodeThatIsNotTheLeaderRefusesAForwardWithNotLeader) {
+  InProcessCluster cluster(message_forwarding_config());
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  const NodeId follower = cluster.others(*leader).front();
+  const NodeId other = cluster.others(*leader).back();
+  std::mutex mu;
+  std::vector<Message> responses;
+  cluster.set_drop_filter([&](const Message& m) {
+    if (m.type == MessageType::kForwardResponse) {
+      std::lock_guard lock(mu);
+      responses.push_back(m);
+    }
+    return false;
+  });
+  Message request;
+  request.type = MessageType::kForward;
+  request.from = other;
+  request.to = follower;
+  request.context = "77";
+  request.entries.resize(2);
+  request.entries[0].data = "a";
+  request.entries[1].data = "b";
+  cluster.node(follower).receive({request});
+  ASSERT_TRUE(InProcessCluster::wait_until([&] {
+    std::lock_guard lock(mu);
+    return !responses.empty();
+  }));
+  std::lock_guard lock(mu);
+  const Message& response = responses.front();
+  EXPECT_EQ(response.from, follower);
+  EXPECT_EQ(response.to, other);
+  EXPECT_EQ(response.context, "77");
+  EXPECT_TRUE(response.reject);
+  EXPECT_TRUE(response.entries.empty());
+  EXPECT_EQ(static_cast<ErrorCode>(response.reject_hint), ErrorCode::kNotLeader);
+}
+
+}  // namespace
+}  // namespace raftlock::raft::runtime_testing
