@@ -1,9 +1,13 @@
-// chaos::NetworkRules and chaos::PeerProxy — a fault-injecting HTTP proxy in front of each node's
-// peer port: every peer request names its sender (X-Raftlock-From), and the rule for the ordered
-// link (sender -> this node) passes it, delays it, or drops it (the sender sees a failure).
+// chaos::NetworkRules and chaos::PeerProxy — a fault-injecting proxy in front of each node's peer
+// port: every peer request names its sender (X-Raftlock-From), and the rule for the ordered link
+// (sender -> this node) passes it, delays it, or drops it (the sender sees a failure). A message
+// stream (raft/transport/peer_stream.h) is relayed frame by frame, the rule applied to each frame:
+// a cut link loses frames silently, a slow one delivers them later, in order.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -13,11 +17,18 @@
 #include <thread>
 #include <utility>
 
+namespace raftlock::raft::transport {
+class StreamServer;
+class BufferedSocketStream;
+}  // namespace raftlock::raft::transport
+
 namespace httplib {
-class Server;
+class Client;
 }
 
 namespace raftlock::chaos {
+
+class StreamRelay;
 
 // The fault on one ordered link (from -> to).
 struct LinkRule {
@@ -61,15 +72,35 @@ class PeerProxy {
   int bind_free_port();
   void set_target(int target_port) { target_port_ = target_port; }
   void start();  // serves on the bound port
+  // Ends every request and stream promptly (also with frames waiting out a delay, or a target
+  // node that is paused or dead) and stops serving. The proxy cannot be started again.
   void stop();
 
+  // The largest stream frame relayed; a larger announced frame closes the stream.
+  static constexpr size_t kMaxFrameBytes = 256 * 1024 * 1024;
+
  private:
+  // Relays one message stream: the handshake with the target, then the frames.
+  void serve_stream(raft::transport::BufferedSocketStream& sender);
+  // Tracks a relay while it runs so stop() can close it; false (not tracked) when stopping.
+  bool track(StreamRelay* relay);
+  void untrack(StreamRelay* relay);
+  // Waits `ms` or until stop(); false when stopping.
+  bool pause_unless_stopping(int ms);
+  void close_all_streams();
+
   int to_;
   int listen_port_ = 0;
   int target_port_ = 0;
   std::shared_ptr<NetworkRules> rules_;
-  std::unique_ptr<httplib::Server> server_;
+  std::unique_ptr<raft::transport::StreamServer> server_;
   std::thread thread_;
+
+  std::mutex mu_;  // guards what follows
+  std::condition_variable stopping_cv_;
+  bool stopping_ = false;
+  std::set<StreamRelay*> streams_;
+  std::set<httplib::Client*> forwarding_;  // clients with a request to the target in flight
 };
 
 }  // namespace raftlock::chaos
