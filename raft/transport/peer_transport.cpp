@@ -599,10 +599,18 @@ Status PeerTransport::start() {
 void PeerTransport::stop() {
   std::lock_guard lifecycle(lifecycle_mutex_);
   if (!running_.exchange(false)) return;
-  std::unique_lock lock(peers_mutex_);
-  for (auto& [id, peer] : peers_) peer->signal_stop();
-  for (auto& peer : retired_peers_) peer->signal_stop();
+  // Nothing below holds peers_mutex_ while it waits: a loop reading a stream (inbox) and a server
+  // handler both look peers up (shared) and must be able to finish.
   inbox_->shut_down_all();
+  std::vector<std::shared_ptr<Peer>> stopping;
+  {
+    std::unique_lock lock(peers_mutex_);
+    for (auto& [id, peer] : peers_) stopping.push_back(peer);
+    // Retired peers are joined here only (taken out, so no set_peer() reaps them meanwhile).
+    for (auto& peer : retired_peers_) stopping.push_back(std::move(peer));
+    retired_peers_.clear();
+  }
+  for (auto& peer : stopping) peer->signal_stop();
   // Stop accepting; listen_after_bind() returns once every connection handler has finished.
   std::atomic<bool> server_done{false};
   std::thread stopper([&] {
@@ -612,8 +620,7 @@ void PeerTransport::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   });
-  for (auto& [id, peer] : peers_) peer->join();
-  reap_retired_peers(/*wait=*/true);
+  for (auto& peer : stopping) peer->join();
   if (server_thread_.joinable()) server_thread_.join();
   server_done = true;
   stopper.join();
