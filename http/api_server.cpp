@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 
+#include "common/thread_name.h"
 #include "lockservice/validation.h"
 
 namespace raftlock::http {
@@ -355,6 +356,7 @@ Status ApiServer::start() {
   stream_options.read_timeout = std::chrono::seconds(30);
   stream_options.write_timeout = std::chrono::seconds(30);
   stream_options.keep_alive_idle = std::chrono::seconds(60);
+  stream_options.thread_name = "client-conn";
   server_ = std::make_unique<raft::transport::StreamServer>(stream_options);
   server_->set_tcp_nodelay(true);
   // SO_REUSEADDR instead of httplib's default SO_REUSEPORT: a restart right after a clean
@@ -424,7 +426,10 @@ Status ApiServer::start() {
   // keep-alive connections) would see SYNs dropped and connect timeouts. Listening again on the
   // bound socket only raises the backlog (capped by net.core.somaxconn).
   if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  thread_ = std::thread([this] {
+    set_thread_name("client-pool");  // httplib's pool threads start from it
+    server_->listen_after_bind();
+  });
   // httplib's stop() is a no-op until the listen loop runs: wait for it, so a stop() right after
   // start() (a failed startup) cannot leave the loop running forever.
   for (int i = 0; i < 5000 && !server_->is_running(); ++i) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "common/thread_name.h"
 #include "metrics/metrics.h"
 
 namespace raftlock::lockservice {
@@ -49,7 +50,10 @@ LockService::~LockService() {
 void LockService::attach(raft::Node& node) {
   node_ = &node;
   node.set_soft_state_listener([this](const raft::SoftState& state) { on_soft_state(state); });
-  timer_ = std::thread([this] { timer_loop(); });
+  timer_ = std::thread([this] {
+    set_thread_name("lease-timer");
+    timer_loop();
+  });
 }
 
 void LockService::shutdown() {

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/thread_name.h"
+
 namespace raftlock::raft {
 
 using Clock = std::chrono::steady_clock;
@@ -63,8 +65,15 @@ Status Node::start() {
                       std::string("cannot create the loop's eventfd: ") + std::strerror(errno));
   }
   if (inbox_) inbox_->attach([this] { wake_loop(); });
-  if (leader_prober_) prober_ = std::thread([this] { run_prober(); });
-  loop_ = std::thread([this] { run_loop(); });
+  if (leader_prober_)
+    prober_ = std::thread([this] {
+      set_thread_name("raft-probe-" + std::to_string(options_.core.id));
+      run_prober();
+    });
+  loop_ = std::thread([this] {
+    set_thread_name("raft-loop-" + std::to_string(options_.core.id));
+    run_loop();
+  });
   return Ok{};
 }
 

@@ -21,6 +21,7 @@
 #include <set>
 #include <utility>
 
+#include "common/thread_name.h"
 #include "raft/transport/codec.h"
 #include "raft/transport/peer_stream.h"
 #include "raft/transport/stream_server.h"
@@ -474,10 +475,12 @@ void PeerTransport::start_peer(const std::shared_ptr<Peer>& peer) {
   Peer* raw = peer.get();  // the transport keeps the peer alive until its threads are joined
   raw->live_threads = 2;
   raw->message_thread = std::thread([this, raw] {
+    set_thread_name("peer-send-" + std::to_string(raw->id));
     run_message_sender(*raw);
     raw->live_threads.fetch_sub(1);
   });
   raw->snapshot_thread = std::thread([this, raw] {
+    set_thread_name("peer-snap-" + std::to_string(raw->id));
     run_snapshot_sender(*raw);
     raw->live_threads.fetch_sub(1);
   });
@@ -536,6 +539,7 @@ Status PeerTransport::start() {
   server_options.read_timeout = options_.request_timeout;
   server_options.write_timeout = options_.request_timeout;
   server_options.keep_alive_idle = std::chrono::seconds(5);
+  server_options.thread_name = "peer-conn";
   auto server = std::make_unique<StreamServer>(server_options);
   size_t threads = options_.server_threads;
   // Each connection holds a pool thread while open (a peer keeps up to two: messages and
@@ -582,7 +586,10 @@ Status PeerTransport::start() {
   listen_port_ = port;
   running_ = true;
   started_once_ = true;
-  server_thread_ = std::thread([this] { server_->listen_after_bind(); });
+  server_thread_ = std::thread([this] {
+    set_thread_name("peer-pool");  // httplib's pool threads start from it
+    server_->listen_after_bind();
+  });
   // httplib's stop() is a no-op until the accept loop runs; wait for it so stop() can't miss it.
   for (int i = 0; i < 2000 && !server_->is_running(); ++i) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));

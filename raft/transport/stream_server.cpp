@@ -13,6 +13,8 @@
 #include <string_view>
 #include <thread>
 
+#include "common/thread_name.h"
+
 namespace raftlock::raft::transport {
 namespace {
 
@@ -161,6 +163,7 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
     }
     open_[sock] = true;
   }
+  set_thread_name(options_.thread_name);
   int yes = 1;
   setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
   const int read_ms = static_cast<int>(options_.read_timeout.count());

@@ -65,6 +65,7 @@ struct StreamServerOptions {
   std::chrono::milliseconds read_timeout{30000};    // within one request
   std::chrono::milliseconds write_timeout{30000};   // per send
   std::chrono::milliseconds keep_alive_idle{5000};  // an idle connection is closed after this
+  std::string thread_name = "http-conn";            // what a connection's thread is called
 };
 
 // httplib::Server serving each accepted connection with BufferedSocketStream.
