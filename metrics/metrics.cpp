@@ -259,6 +259,11 @@ std::vector<MetricFamily> Metrics::transport_families(
   out.push_back(peer_family(stats, "raftlock_transport_peer_backing_off",
                             "1 while sends to the peer back off after a failure.", kGauge,
                             [](const PeerStats& p) { return p.backing_off ? 1 : 0; }));
+  out.push_back(peer_family(
+      stats, "raftlock_transport_peer_streaming",
+      "1 while a message stream to the peer is open (0: none yet, or one POST per batch to an "
+      "older node).",
+      kGauge, [](const PeerStats& p) { return p.streaming ? 1 : 0; }));
   MetricFamily dropped{"raftlock_transport_dropped_total",
                        "Messages or bodies the transport dropped, by reason.",
                        kCounter,

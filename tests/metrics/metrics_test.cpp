@@ -195,6 +195,7 @@ raft::transport::TransportStats two_peer_stats() {
   three.address = "127.0.0.1:7083";
   three.sent_messages = 5;
   three.backing_off = true;
+  three.streaming = true;
   stats.peers = {two, three};
   stats.dropped[static_cast<size_t>(raft::transport::DropReason::kQueueFull)] = 6;
   return stats;
@@ -216,6 +217,8 @@ TEST(Metrics, TransportStatsBecomePerPeerSeriesLabelledByNodeId) {
   EXPECT_EQ(sample(text, "raftlock_transport_peer_backing_off{peer=\"2\"}"), 0);
   EXPECT_EQ(sample(text, "raftlock_transport_messages_sent_total{peer=\"3\"}"), 5);
   EXPECT_EQ(sample(text, "raftlock_transport_peer_backing_off{peer=\"3\"}"), 1);
+  EXPECT_EQ(sample(text, "raftlock_transport_peer_streaming{peer=\"2\"}"), 0);
+  EXPECT_EQ(sample(text, "raftlock_transport_peer_streaming{peer=\"3\"}"), 1);
   EXPECT_EQ(sample(text, "raftlock_transport_dropped_total{reason=\"queue_full\"}"), 6);
   EXPECT_EQ(sample(text, "raftlock_transport_dropped_total{reason=\"malformed\"}"), 0);
   // The peer's address is not a label: peers are identified by their (bounded) node id.
