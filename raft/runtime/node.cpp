@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 
 #include "common/thread_name.h"
 
@@ -65,15 +66,12 @@ Status Node::start() {
                       std::string("cannot create the loop's eventfd: ") + std::strerror(errno));
   }
   if (inbox_) inbox_->attach([this] { wake_loop(); });
-  if (leader_prober_)
-    prober_ = std::thread([this] {
-      set_thread_name("raft-probe-" + std::to_string(options_.core.id));
-      run_prober();
-    });
-  loop_ = std::thread([this] {
-    set_thread_name("raft-loop-" + std::to_string(options_.core.id));
-    run_loop();
-  });
+  if (leader_prober_) {
+    prober_ = std::thread([this] { run_prober(); });
+    set_thread_name(prober_, "raft-probe-" + std::to_string(options_.core.id));
+  }
+  loop_ = std::thread([this] { run_loop(); });
+  set_thread_name(loop_, "raft-loop-" + std::to_string(options_.core.id));
   return Ok{};
 }
 
@@ -257,9 +255,7 @@ void Node::answer_forward(const Message& request) {
     where.term = appended->term;
     response.entries.push_back(where);
   }
-  std::vector<Message> out;
-  out.push_back(std::move(response));
-  sender_(std::move(out));
+  outgoing_responses_.push_back(std::move(response));
 }
 
 void Node::on_forward_response(const Message& response) {
@@ -289,19 +285,15 @@ void Node::on_forward_response(const Message& response) {
   }
 }
 
-void Node::expire_forwards(NodeId leader, Clock::time_point now) {
+void Node::fail_forwards_if(const std::function<bool(const PendingForward&)>& which,
+                            const std::string& why) {
   for (auto it = forwards_.begin(); it != forwards_.end();) {
-    const bool gone = it->second.leader != leader;
-    if (!gone && now - it->second.proposed_at < options_.read_timeout) {
+    if (!which(it->second)) {
       ++it;
       continue;
     }
     // It may have been appended (and may still commit): the outcome is unknown.
-    it->second.promise->set_value(make_error(
-        ErrorCode::kTimeout, gone ? "the leader changed before it answered a forwarded proposal; "
-                                    "its outcome is unknown"
-                                  : "the leader did not answer a forwarded proposal in time; its "
-                                    "outcome is unknown"));
+    it->second.promise->set_value(make_error(ErrorCode::kTimeout, why));
     it = forwards_.erase(it);
   }
 }
@@ -423,7 +415,12 @@ void Node::step_messages(const std::vector<Message>& messages) {
 
 void Node::report_unreachable(NodeId peer) {
   post([this, peer](bool alive) {
-    if (alive) core_->report_unreachable(peer);
+    if (!alive) return;
+    core_->report_unreachable(peer);
+    // A send to it failed: forwards waiting for its answer may never get one.
+    fail_forwards_if([peer](const PendingForward& f) { return f.leader == peer; },
+                     "sending to the leader failed before it answered a forwarded proposal; its "
+                     "outcome is unknown");
   });
 }
 
@@ -504,12 +501,20 @@ void Node::run_loop() {
       next_tick += options_.tick_interval;
       if (next_tick < now) next_tick = now + options_.tick_interval;  // we fell behind: no burst
       expire_reads(now);
-      if (!forwards_.empty()) expire_forwards(core_->leader_id(), now);
+      if (!forwards_.empty()) {
+        fail_forwards_if(
+            [&](const PendingForward& f) { return now - f.proposed_at >= options_.read_timeout; },
+            "the leader did not answer a forwarded proposal in time; its outcome is unknown");
+      }
       watch_leader_silence();
       if (now - last_commit_write_ >= options_.tick_interval) write_deferred_commit(now);
     }
     run_fast_failover(now);
     handle_ready();
+    if (!outgoing_responses_.empty()) {
+      sender_(std::move(outgoing_responses_));  // refusals, or a round that sent nothing else
+      outgoing_responses_.clear();
+    }
     if (loop_done_) break;
     maybe_snapshot();
     if (loop_done_) break;  // the compaction failed: stop now, not after one more round
@@ -558,7 +563,11 @@ void Node::handle_ready() {
         observer_->on_election_started();
       }
       soft_state_ = soft;
-      if (leader_changed && !forwards_.empty()) expire_forwards(soft.leader_id, Clock::now());
+      if (leader_changed && !forwards_.empty()) {
+        fail_forwards_if([&](const PendingForward& f) { return f.leader != soft.leader_id; },
+                         "the leader changed before it answered a forwarded proposal; its outcome "
+                         "is unknown");
+      }
       if (lost_leadership || leader_changed) {
         // Reads are safe to retry. Proposals are not failed here: one appended under the old
         // leader may still commit under the new one, and a retry would then apply twice. Each
@@ -577,6 +586,13 @@ void Node::handle_ready() {
         core_->role() == Role::kLeader &&
         (!ready.hard_state || (ready.hard_state->term == durable_hard_state_.term &&
                                ready.hard_state->vote == durable_hard_state_.vote));
+    if (send_first && !outgoing_responses_.empty()) {
+      // The answers to forwarded proposals go first, with the appends that carry those entries.
+      ready.messages.insert(ready.messages.begin(),
+                            std::make_move_iterator(outgoing_responses_.begin()),
+                            std::make_move_iterator(outgoing_responses_.end()));
+      outgoing_responses_.clear();
+    }
     if (send_first && !ready.messages.empty()) sender_(std::move(ready.messages));
     // A hard state that only moves the commit index is not written on its own: the commit index
     // is not needed for safety (it can always be learned again from a quorum) and a restart

@@ -174,9 +174,10 @@ class Node {
                      std::chrono::steady_clock::time_point proposed_at);
   void flush_forwards();
   void on_forward_response(const Message& response);
-  // Fails forwards sent to another leader than `leader` (all of them for kNoNode) and those
-  // older than the read timeout: their outcome is unknown.
-  void expire_forwards(NodeId leader, std::chrono::steady_clock::time_point now);
+  struct PendingForward;
+  // Fails the forwards `which` selects with kTimeout (`why`): their outcome is unknown.
+  void fail_forwards_if(const std::function<bool(const PendingForward&)>& which,
+                        const std::string& why);
   void answer_forward(const Message& request);
   void track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::any>>> promise,
                       std::chrono::steady_clock::time_point proposed_at);
@@ -234,6 +235,9 @@ class Node {
   std::map<uint64_t, PendingForward> forwards_;
   uint64_t next_forward_id_ = 1;
   std::map<NodeId, Message> outgoing_forwards_;  // this round's kForward per leader
+  // kForwardResponses not sent yet: they go in the same send as the round's appends (one frame,
+  // one wake-up of the follower instead of two).
+  std::vector<Message> outgoing_responses_;
   uint64_t next_read_id_ = 1;
   Index last_snapshot_index_ = 0;
   Configuration last_config_;

@@ -475,15 +475,15 @@ void PeerTransport::start_peer(const std::shared_ptr<Peer>& peer) {
   Peer* raw = peer.get();  // the transport keeps the peer alive until its threads are joined
   raw->live_threads = 2;
   raw->message_thread = std::thread([this, raw] {
-    set_thread_name("peer-send-" + std::to_string(raw->id));
     run_message_sender(*raw);
     raw->live_threads.fetch_sub(1);
   });
   raw->snapshot_thread = std::thread([this, raw] {
-    set_thread_name("peer-snap-" + std::to_string(raw->id));
     run_snapshot_sender(*raw);
     raw->live_threads.fetch_sub(1);
   });
+  set_thread_name(raw->message_thread, "peer-send-" + std::to_string(raw->id));
+  set_thread_name(raw->snapshot_thread, "peer-snap-" + std::to_string(raw->id));
 }
 
 // Requires peers_mutex_ held exclusively.

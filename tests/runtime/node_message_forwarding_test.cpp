@@ -107,6 +107,28 @@ TEST(NodeMessageForwarding, ALeaderChangeEndsForwardsToTheOldLeaderAsUnknownOutc
   EXPECT_EQ(answer.error().code, ErrorCode::kTimeout) << answer.error().message;
 }
 
+TEST(NodeMessageForwarding, AFailedSendToTheLeaderEndsItsForwardsAsUnknownOutcomes) {
+  ClusterConfig config = message_forwarding_config();
+  config.read_timeout = 60s;  // only the transport's report can end the wait in this test
+  InProcessCluster cluster(config);
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  const auto followers = cluster.others(*leader);
+  cluster.set_drop_filter([](const Message& m) { return m.type == MessageType::kForward; });
+
+  auto future = cluster.node(followers.front()).propose("lost-on-the-way");
+  ASSERT_EQ(future.wait_for(100ms), std::future_status::timeout);
+  // A failed send to another node says nothing about the leader's answer.
+  cluster.node(followers.front()).report_unreachable(followers.back());
+  ASSERT_EQ(future.wait_for(200ms), std::future_status::timeout);
+  cluster.node(followers.front()).report_unreachable(*leader);
+  ASSERT_EQ(future.wait_for(10s), std::future_status::ready);
+  const Result<std::any> answer = future.get();
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.error().code, ErrorCode::kTimeout) << answer.error().message;
+}
+
 TEST(NodeMessageForwarding, ANodeThatIsNotTheLeaderRefusesAForwardWithNotLeader) {
   InProcessCluster cluster(message_forwarding_config());
   cluster.start_all();
