@@ -29,6 +29,7 @@
 
 #include "raft/transport/codec.h"
 #include "raft/transport/peer_transport.h"
+#include "tests/support/eventually.h"
 
 namespace raftlock::raft::transport {
 namespace {
@@ -38,16 +39,7 @@ using std::chrono::milliseconds;
 
 constexpr const char* kCluster = "stream-cluster";
 
-// Polls `done` until it holds or `timeout` passes; returns whether it held.
-template <typename Pred>
-bool eventually(Pred done, milliseconds timeout = milliseconds(10000)) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return done();
-}
+using testing::eventually;
 
 // What one transport handed to on_messages.
 struct Delivered {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "raft/transport/codec.h"
+#include "tests/support/eventually.h"
 #include "tests/support/loopback_socket.h"
 
 namespace raftlock::raft::transport {
@@ -37,15 +38,10 @@ int64_t now_ns() {
       .count();
 }
 
-// Polls `done` until it holds or `timeout` passes; returns whether it held.
+// Polls `done` until it holds or `timeout` (default 5 s) passes; returns whether it held.
 template <typename Pred>
 bool eventually(Pred done, milliseconds timeout = milliseconds(5000)) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return done();
+  return testing::eventually(done, timeout);
 }
 
 // A peer that accepts connections (via the kernel backlog) but never reads or answers: paused or
