@@ -208,30 +208,33 @@ std::future<std::vector<Result<EntryId>>> Node::append_batch(std::vector<std::st
 void Node::queue_forward(NodeId leader, std::string command,
                          std::shared_ptr<std::promise<Result<std::any>>> promise,
                          Clock::time_point proposed_at) {
-  Message& request = outgoing_forwards_[leader];
+  OutgoingForward& outgoing = outgoing_forwards_[leader];
+  Message& request = outgoing.request;
   if (request.entries.empty()) {
+    outgoing.first_id = next_forward_id_;
     request.type = MessageType::kForward;
     request.from = options_.core.id;
     request.to = leader;
-    request.context = std::to_string(next_forward_id_);
+    request.context = std::to_string(outgoing.first_id);
   }
-  const uint64_t id = next_forward_id_++;
+  PendingForward pending;
+  pending.leader = leader;
+  pending.first_id = outgoing.first_id;
+  pending.slot = request.entries.size();
+  pending.promise = std::move(promise);
+  pending.proposed_at = proposed_at;
+  forwards_.emplace(next_forward_id_++, std::move(pending));
   Entry entry;
   entry.data = std::move(command);
   request.entries.push_back(std::move(entry));
-  PendingForward pending;
-  pending.leader = leader;
-  pending.first_id = std::stoull(request.context);
-  pending.promise = std::move(promise);
-  pending.proposed_at = proposed_at;
-  forwards_.emplace(id, std::move(pending));
 }
 
 void Node::flush_forwards() {
   if (outgoing_forwards_.empty()) return;
   std::vector<Message> requests;
   requests.reserve(outgoing_forwards_.size());
-  for (auto& [leader, request] : outgoing_forwards_) requests.push_back(std::move(request));
+  for (auto& [leader, outgoing] : outgoing_forwards_)
+    requests.push_back(std::move(outgoing.request));
   outgoing_forwards_.clear();
   sender_(std::move(requests));
 }
@@ -263,24 +266,31 @@ void Node::on_forward_response(const Message& response) {
   auto [ptr, ec] = std::from_chars(response.context.data(),
                                    response.context.data() + response.context.size(), first);
   if (ec != std::errc() || ptr != response.context.data() + response.context.size()) return;
-  uint64_t id = first;
-  for (const Entry& where : response.entries) {
-    auto it = forwards_.find(id++);
-    if (it == forwards_.end() || it->second.first_id != first) continue;  // timed out already
-    track_proposal(EntryId{where.index, where.term}, std::move(it->second.promise),
-                   it->second.proposed_at);
-    forwards_.erase(it);
-  }
-  if (!response.reject) return;
   const auto code = static_cast<ErrorCode>(response.reject_hint);
   const bool not_leader = code == ErrorCode::kNotLeader || code == ErrorCode::kNoLeader;
-  for (auto it = forwards_.find(id); it != forwards_.end() && it->second.first_id == first;) {
-    // Not appended anywhere: safe to retry.
-    it->second.promise->set_value(
-        make_error(not_leader ? ErrorCode::kNotLeader : code,
-                   not_leader ? "the node a proposal was forwarded to is not the leader"
-                              : "the leader refused a forwarded proposal (" +
-                                    std::string(error_code_name(code)) + ")"));
+  // The request's forwards still waiting (the others timed out) have ids from `first` on; entry
+  // i of the answer is the one in slot i.
+  for (auto it = forwards_.lower_bound(first); it != forwards_.end();) {
+    PendingForward& pending = it->second;
+    if (pending.first_id != first) {
+      ++it;
+      continue;
+    }
+    if (pending.slot < response.entries.size()) {
+      const Entry& where = response.entries[pending.slot];
+      track_proposal(EntryId{where.index, where.term}, std::move(pending.promise),
+                     pending.proposed_at);
+    } else if (response.reject) {
+      // Not appended anywhere: safe to retry.
+      pending.promise->set_value(
+          make_error(not_leader ? ErrorCode::kNotLeader : code,
+                     not_leader ? "the node a proposal was forwarded to is not the leader"
+                                : "the leader refused a forwarded proposal (" +
+                                      std::string(error_code_name(code)) + ")"));
+    } else {
+      ++it;  // not answered (a malformed answer): it times out as an unknown outcome
+      continue;
+    }
     it = forwards_.erase(it);
   }
 }
@@ -386,29 +396,27 @@ void Node::receive(std::vector<Message> messages) {
 }
 
 void Node::step_messages(const std::vector<Message>& messages) {
-  {
-    for (const Message& message : messages) {
-      if (message.type == MessageType::kForward) {
-        answer_forward(message);
-        continue;
-      }
-      if (message.type == MessageType::kForwardResponse) {
-        on_forward_response(message);
-        continue;
-      }
-      if (message.commit > last_heard_commit_) last_heard_commit_ = message.commit;
-      auto stepped = core_->step(message);
-      const bool from_leader = message.type == MessageType::kAppend ||
-                               message.type == MessageType::kHeartbeat ||
-                               message.type == MessageType::kSnapshot;
-      if (stepped && from_leader && message.from == core_->leader_id()) {
-        watched_leader_ = message.from;  // heard from the leader: it is not silent
-        leader_silent_ticks_ = 0;
-      }
-      if (!stepped) {
-        spdlog::debug("node {} term {}: dropped {} from {}: {}", options_.core.id, core_->term(),
-                      message_type_name(message.type), message.from, stepped.error().message);
-      }
+  for (const Message& message : messages) {
+    if (message.type == MessageType::kForward) {
+      answer_forward(message);
+      continue;
+    }
+    if (message.type == MessageType::kForwardResponse) {
+      on_forward_response(message);
+      continue;
+    }
+    if (message.commit > last_heard_commit_) last_heard_commit_ = message.commit;
+    auto stepped = core_->step(message);
+    const bool from_leader = message.type == MessageType::kAppend ||
+                             message.type == MessageType::kHeartbeat ||
+                             message.type == MessageType::kSnapshot;
+    if (stepped && from_leader && message.from == core_->leader_id()) {
+      watched_leader_ = message.from;  // heard from the leader: it is not silent
+      leader_silent_ticks_ = 0;
+    }
+    if (!stepped) {
+      spdlog::debug("node {} term {}: dropped {} from {}: {}", options_.core.id, core_->term(),
+                    message_type_name(message.type), message.from, stepped.error().message);
     }
   }
 }

@@ -227,14 +227,19 @@ class Node {
   // Proposals forwarded as messages, by forward id (ids of one kForward are consecutive).
   struct PendingForward {
     NodeId leader = kNoNode;
-    uint64_t first_id = 0;  // the first id of its kForward
+    uint64_t first_id = 0;  // the first id of its kForward (the request's name)
+    size_t slot = 0;        // its place among that kForward's entries
     std::shared_ptr<std::promise<Result<std::any>>> promise;
     std::chrono::steady_clock::time_point proposed_at;
   };
   ForwardCapability can_forward_to_;
   std::map<uint64_t, PendingForward> forwards_;
   uint64_t next_forward_id_ = 1;
-  std::map<NodeId, Message> outgoing_forwards_;  // this round's kForward per leader
+  struct OutgoingForward {
+    uint64_t first_id = 0;
+    Message request;
+  };
+  std::map<NodeId, OutgoingForward> outgoing_forwards_;  // this round's kForward per leader
   // kForwardResponses not sent yet: they go in the same send as the round's appends (one frame,
   // one wake-up of the follower instead of two).
   std::vector<Message> outgoing_responses_;

@@ -43,10 +43,9 @@ TEST(NodeMessageForwarding, FollowerProposalsGoAsMessagesAndAnswerWithTheirOwnAp
     for (auto& [command, future] : list) {
       const Result<std::any> answer = await(future);
       ASSERT_TRUE(answer.ok()) << command << ": " << answer.error().message;
-      const std::string text = result_string(answer);
-      const std::string prefix = "n" + std::to_string(follower) + ":" + command + "@";
-      ASSERT_EQ(text.rfind(prefix, 0), 0u) << command << " answered with " << text;
-      const Index index = std::stoull(text.substr(prefix.size()));
+      const auto own = own_result_index(answer, follower, command);
+      ASSERT_TRUE(own) << command << " answered with " << result_string(answer);
+      const Index index = *own;
       EXPECT_TRUE(indices.insert(index).second) << "two proposals answered for index " << index;
       EXPECT_EQ(cluster.machine(follower).command_at(index), command);
       EXPECT_TRUE(InProcessCluster::wait_until([&] {
@@ -127,6 +126,51 @@ TEST(NodeMessageForwarding, AFailedSendToTheLeaderEndsItsForwardsAsUnknownOutcom
   const Result<std::any> answer = future.get();
   ASSERT_FALSE(answer.ok());
   EXPECT_EQ(answer.error().code, ErrorCode::kTimeout) << answer.error().message;
+}
+
+TEST(NodeMessageForwarding, ARefusalAnswersEveryProposalOfTheRequestWithNotLeader) {
+  InProcessCluster cluster(message_forwarding_config());
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  const NodeId follower = cluster.others(*leader).front();
+  std::mutex mu;
+  std::vector<Message> requests;
+  cluster.set_drop_filter([&](const Message& m) {
+    if (m.type != MessageType::kForward) return false;
+    std::lock_guard lock(mu);
+    requests.push_back(m);
+    return true;  // the leader never sees it: the test answers instead
+  });
+  std::vector<std::future<Result<std::any>>> pending;
+  for (int i = 0; i < 6; ++i)
+    pending.push_back(cluster.node(follower).propose("r" + std::to_string(i)));
+  ASSERT_TRUE(InProcessCluster::wait_until([&] {
+    std::lock_guard lock(mu);
+    size_t entries = 0;
+    for (const Message& r : requests) entries += r.entries.size();
+    return entries == pending.size();
+  }));
+  std::vector<Message> refusals;
+  {
+    std::lock_guard lock(mu);
+    for (const Message& request : requests) {
+      Message refusal;
+      refusal.type = MessageType::kForwardResponse;
+      refusal.from = *leader;
+      refusal.to = follower;
+      refusal.context = request.context;
+      refusal.reject = true;
+      refusal.reject_hint = static_cast<Index>(ErrorCode::kNotLeader);
+      refusals.push_back(refusal);
+    }
+  }
+  cluster.node(follower).receive(refusals);
+  for (auto& future : pending) {
+    const Result<std::any> answer = await(future);
+    ASSERT_FALSE(answer.ok());
+    EXPECT_EQ(answer.error().code, ErrorCode::kNotLeader) << answer.error().message;
+  }
 }
 
 TEST(NodeMessageForwarding, ANodeThatIsNotTheLeaderRefusesAForwardWithNotLeader) {
