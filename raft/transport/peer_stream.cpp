@@ -188,23 +188,4 @@ int request_stream(int fd, const std::string& host, NodeId from, const std::stri
   return status == 200 ? 0 : status;
 }
 
-OpenedStream open_stream(const std::string& host, int port, NodeId from,
-                         const std::string& cluster_id, std::chrono::milliseconds connect_timeout,
-                         std::chrono::milliseconds io_timeout) {
-  OpenedStream out;
-  Connected connected = connect_with_timeout(host, port, connect_timeout);
-  if (connected.fd < 0) {
-    out.error = connected.error;
-    return out;
-  }
-  UniqueFd sock(connected.fd);
-  const int status = request_stream(sock.get(), host, from, cluster_id, {}, io_timeout, out.error);
-  if (status != 200) {
-    out.status = status;
-    return out;
-  }
-  out.fd = sock.release();
-  return out;
-}
-
 }  // namespace raftlock::raft::transport

@@ -67,11 +67,6 @@ std::string stream_request(const std::string& host, NodeId from, const std::stri
 // The answer a server accepts a stream with.
 std::string stream_accept_answer();
 
-struct OpenedStream {
-  int fd = -1;     // the connected stream (the caller owns it), or -1
-  int status = 0;  // the peer's HTTP status when it did not accept (404: an older node), else 0
-  std::string error;
-};
 // Asks for a stream as node `from` on the connected socket `fd` and waits (within io_timeout) for
 // the answer: 200 when accepted, the peer's status when refused (404: an older node), 0 when it
 // did not answer (error says why). The caller keeps owning `fd`.
@@ -79,11 +74,6 @@ struct OpenedStream {
 int request_stream(int fd, const std::string& host, NodeId from, const std::string& cluster_id,
                    std::string_view first_frames, std::chrono::milliseconds io_timeout,
                    std::string& error);
-// Connects (within connect_timeout), then request_stream. TCP_NODELAY is on; the descriptor is
-// blocking.
-OpenedStream open_stream(const std::string& host, int port, NodeId from,
-                         const std::string& cluster_id, std::chrono::milliseconds connect_timeout,
-                         std::chrono::milliseconds io_timeout);
 
 // A TCP connect with a deadline. fd >= 0 on success (blocking mode, owned by the caller); else
 // fd = -1 and `refused` tells whether the peer refused the connection.

@@ -166,9 +166,36 @@ struct ProxyUnderTest {
   int port = 0;
 };
 
-transport::OpenedStream open_through(int proxy_port, int from = kSender) {
-  return transport::open_stream("127.0.0.1", proxy_port, static_cast<raft::NodeId>(from), kCluster,
-                                1000ms, 3000ms);
+// A sender's side of a stream, opened the way PeerTransport opens one (connect, then the request).
+struct OpenedStream {
+  int fd = -1;     // the accepted stream (the caller owns it), or -1
+  int status = 0;  // the answer's HTTP status when it was refused, else 0
+  std::string error;
+};
+
+OpenedStream open_stream(const std::string& host, int port, raft::NodeId from,
+                         const std::string& cluster_id, std::chrono::milliseconds connect_timeout,
+                         std::chrono::milliseconds io_timeout) {
+  OpenedStream out;
+  transport::Connected connected = transport::connect_with_timeout(host, port, connect_timeout);
+  if (connected.fd < 0) {
+    out.error = connected.error;
+    return out;
+  }
+  UniqueFd sock(connected.fd);
+  const int status =
+      transport::request_stream(sock.get(), host, from, cluster_id, {}, io_timeout, out.error);
+  if (status != 200) {
+    out.status = status;
+    return out;
+  }
+  out.fd = sock.release();
+  return out;
+}
+
+OpenedStream open_through(int proxy_port, int from = kSender) {
+  return open_stream("127.0.0.1", proxy_port, static_cast<raft::NodeId>(from), kCluster, 1000ms,
+                     3000ms);
 }
 
 bool send_bytes(int fd, std::string_view data) {
@@ -218,14 +245,27 @@ bool wait_count(const std::atomic<uint64_t>& counter, uint64_t value,
   return true;
 }
 
-TEST(PeerProxyStream, FramesPassThroughInOrderByteExactWithTheSendersIdentity) {
-  FakeNode node;
-  ProxyUnderTest proxy(node.port());
-  ASSERT_NE(proxy.port, 0);
-  auto opened = open_through(proxy.port);
-  ASSERT_GE(opened.fd, 0) << opened.error;
-  UniqueFd sender(opened.fd);
+// A fake node behind a proxy, and a sender's stream to it through the proxy (most tests start so).
+class ProxiedStream : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(proxy.port, 0);
+    ASSERT_GE(sender.get(), 0) << open_error;
+  }
+  int open_sender() {
+    OpenedStream opened = open_through(proxy.port);
+    open_error = opened.error;
+    return opened.fd;
+  }
 
+  // Constructed in this order: the node, the proxy in front of it, then the sender's stream.
+  FakeNode node;
+  ProxyUnderTest proxy{node.port()};
+  std::string open_error;
+  UniqueFd sender{open_sender()};
+};
+
+TEST_F(ProxiedStream, FramesPassThroughInOrderByteExactWithTheSendersIdentity) {
   std::mt19937 rng(7);
   std::vector<std::string> sent;
   sent.push_back(std::string("\0\1\2\r\n\r\n", 7));  // ends like a header block
@@ -247,12 +287,7 @@ TEST(PeerProxyStream, FramesPassThroughInOrderByteExactWithTheSendersIdentity) {
   EXPECT_EQ(proxy.rules->delayed.load(), 0u);
 }
 
-TEST(PeerProxyStream, ACutLinkDropsFramesSilentlyAndTheStreamCarriesOnAfterHealing) {
-  FakeNode node;
-  ProxyUnderTest proxy(node.port());
-  auto opened = open_through(proxy.port);
-  ASSERT_GE(opened.fd, 0) << opened.error;
-  UniqueFd sender(opened.fd);
+TEST_F(ProxiedStream, ACutLinkDropsFramesSilentlyAndTheStreamCarriesOnAfterHealing) {
   ASSERT_TRUE(send_frame(sender.get(), "before"));
   ASSERT_EQ(node.wait_for_frames(1, 5s).size(), 1u);
 
@@ -275,12 +310,7 @@ TEST(PeerProxyStream, ACutLinkDropsFramesSilentlyAndTheStreamCarriesOnAfterHeali
   EXPECT_EQ(proxy.rules->passed.load(), 2u);
 }
 
-TEST(PeerProxyStream, ADelayedLinkDeliversLaterAndInOrder) {
-  FakeNode node;
-  ProxyUnderTest proxy(node.port());
-  auto opened = open_through(proxy.port);
-  ASSERT_GE(opened.fd, 0) << opened.error;
-  UniqueFd sender(opened.fd);
+TEST_F(ProxiedStream, ADelayedLinkDeliversLaterAndInOrder) {
   // Random delays in a wide range: without the ordering, frames would overtake each other.
   proxy.rules->set(kSender, kNode, LinkRule{false, 100, 250});
   std::vector<std::string> sent;
@@ -300,12 +330,7 @@ TEST(PeerProxyStream, ADelayedLinkDeliversLaterAndInOrder) {
   EXPECT_EQ(proxy.rules->dropped.load(), 0u);
 }
 
-TEST(PeerProxyStream, AFrameInFlightWhenTheLinkIsCutIsLost) {
-  FakeNode node;
-  ProxyUnderTest proxy(node.port());
-  auto opened = open_through(proxy.port);
-  ASSERT_GE(opened.fd, 0) << opened.error;
-  UniqueFd sender(opened.fd);
+TEST_F(ProxiedStream, AFrameInFlightWhenTheLinkIsCutIsLost) {
   proxy.rules->set(kSender, kNode, LinkRule{false, 300, 300});
   ASSERT_TRUE(send_frame(sender.get(), "in flight"));
   ASSERT_TRUE(wait_count(proxy.rules->delayed, 1, 5s));
@@ -366,12 +391,7 @@ TEST(PeerProxyStream, AStreamRequestWithoutAValidSenderIsRefused400) {
   EXPECT_EQ(node.opened(), 0);
 }
 
-TEST(PeerProxyStream, AnOversizedFrameClosesTheStreamOnBothSides) {
-  FakeNode node;
-  ProxyUnderTest proxy(node.port());
-  auto opened = open_through(proxy.port);
-  ASSERT_GE(opened.fd, 0) << opened.error;
-  UniqueFd sender(opened.fd);
+TEST_F(ProxiedStream, AnOversizedFrameClosesTheStreamOnBothSides) {
   ASSERT_TRUE(send_frame(sender.get(), "fine"));
   ASSERT_EQ(node.wait_for_frames(1, 5s).size(), 1u);
   const uint32_t size = PeerProxy::kMaxFrameBytes + 1;
@@ -383,24 +403,14 @@ TEST(PeerProxyStream, AnOversizedFrameClosesTheStreamOnBothSides) {
   EXPECT_EQ(node.bodies(), (std::vector<std::string>{"fine"}));
 }
 
-TEST(PeerProxyStream, WhenTheTargetClosesTheSendersStreamCloses) {
-  FakeNode node;
-  ProxyUnderTest proxy(node.port());
-  auto opened = open_through(proxy.port);
-  ASSERT_GE(opened.fd, 0) << opened.error;
-  UniqueFd sender(opened.fd);
+TEST_F(ProxiedStream, WhenTheTargetClosesTheSendersStreamCloses) {
   ASSERT_TRUE(send_frame(sender.get(), "one"));
   ASSERT_EQ(node.wait_for_frames(1, 5s).size(), 1u);
   node.stop();  // the node dies; nothing is being sent meanwhile
   EXPECT_TRUE(closed_by_peer(sender.get(), 3s));
 }
 
-TEST(PeerProxyStream, StopIsPromptWithADelayedFramePending) {
-  FakeNode node;
-  ProxyUnderTest proxy(node.port());
-  auto opened = open_through(proxy.port);
-  ASSERT_GE(opened.fd, 0) << opened.error;
-  UniqueFd sender(opened.fd);
+TEST_F(ProxiedStream, StopIsPromptWithADelayedFramePending) {
   proxy.rules->set(kSender, kNode, LinkRule{false, 5000, 5000});
   ASSERT_TRUE(send_frame(sender.get(), "waits five seconds"));
   ASSERT_TRUE(wait_count(proxy.rules->delayed, 1, 5s));
@@ -417,10 +427,9 @@ TEST(PeerProxyStream, StopIsPromptWhileTheTargetNeverAnswersTheStreamRequest) {
   testing::LoopbackSocket paused;
   ASSERT_TRUE(paused.ok());
   ProxyUnderTest proxy(paused.port());
-  transport::OpenedStream opened;
-  std::thread sender([&] {
-    opened = transport::open_stream("127.0.0.1", proxy.port, kSender, kCluster, 1000ms, 10000ms);
-  });
+  OpenedStream opened;
+  std::thread sender(
+      [&] { opened = open_stream("127.0.0.1", proxy.port, kSender, kCluster, 1000ms, 10000ms); });
   // The proxy's connection to the target is waiting in the listen queue.
   pollfd pending{paused.fd(), POLLIN, 0};
   ASSERT_EQ(::poll(&pending, 1, 5000), 1);

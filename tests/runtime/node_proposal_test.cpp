@@ -37,11 +37,10 @@ TEST(NodeProposal, AnsweredWithTheStateMachineResultOfItsOwnEntry) {
   for (const auto& per_thread : answers) {
     for (const auto& [command, answer] : per_thread) {
       ASSERT_TRUE(answer.ok()) << command << ": " << answer.error().message;
-      const std::string text = result_string(answer);
       // "n<leader>:<command>@<index>": this node's result for this very command.
-      const std::string prefix = "n" + std::to_string(*leader) + ":" + command + "@";
-      ASSERT_EQ(text.rfind(prefix, 0), 0u) << command << " answered with " << text;
-      const Index index = std::stoull(text.substr(prefix.size()));
+      const auto own = own_result_index(answer, *leader, command);
+      ASSERT_TRUE(own) << command << " answered with " << result_string(answer);
+      const Index index = *own;
       EXPECT_TRUE(indices.insert(index).second) << "two proposals answered for index " << index;
       EXPECT_EQ(cluster.machine(*leader).command_at(index), command)
           << "the state machine applied something else at " << index;
@@ -65,10 +64,9 @@ TEST(NodeProposal, FollowerForwardsToTheLeaderAndAnswersWithItsOwnApplyResult) {
   for (auto& [command, future] : pending) {
     const Result<std::any> answer = await(future);
     ASSERT_TRUE(answer.ok()) << command << ": " << answer.error().message;
-    const std::string text = result_string(answer);
-    const std::string prefix = "n" + std::to_string(follower) + ":" + command + "@";
-    ASSERT_EQ(text.rfind(prefix, 0), 0u) << command << " answered with " << text;
-    const Index index = std::stoull(text.substr(prefix.size()));
+    const auto own = own_result_index(answer, follower, command);
+    ASSERT_TRUE(own) << command << " answered with " << result_string(answer);
+    const Index index = *own;
     EXPECT_EQ(cluster.machine(follower).command_at(index), command);
     // The leader applies it too (possibly after the follower: it sends the commit first).
     EXPECT_TRUE(InProcessCluster::wait_until([&] {

@@ -492,4 +492,14 @@ inline std::string result_string(const Result<std::any>& result) {
   return text ? *text : "<not a string>";
 }
 
+// The index in a RecordingStateMachine answer "n<node>:<command>@<index>": node `node`'s result
+// for exactly `command`; nullopt for any other answer.
+inline std::optional<Index> own_result_index(const Result<std::any>& result, NodeId node,
+                                             const std::string& command) {
+  const std::string text = result_string(result);
+  const std::string prefix = "n" + std::to_string(node) + ":" + command + "@";
+  if (text.rfind(prefix, 0) != 0) return std::nullopt;
+  return std::stoull(text.substr(prefix.size()));
+}
+
 }  // namespace raftlock::raft::runtime_testing

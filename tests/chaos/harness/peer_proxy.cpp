@@ -347,7 +347,7 @@ void PeerProxy::serve_stream(BufferedSocketStream& sender) {
     ~Untrack() { proxy->untrack(relay); }
   } untrack{this, &relay};
 
-  // The handshake with the target, as open_stream does it, but with the connection tracked
+  // The handshake with the target, as PeerTransport does it, but with the connection tracked
   // before waiting for the answer, so stop() can interrupt a paused target.
   const transport::Connected connected =
       transport::connect_with_timeout("127.0.0.1", target_port_, kConnectTimeout);
