@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstring>
 #include <string_view>
-#include <thread>
 
 #include "common/thread_name.h"
 
@@ -30,6 +29,13 @@ void describe(const sockaddr_storage& addr, std::string& ip, int& port) {
     port = ntohs(in6->sin6_port);
   }
   ip = text;
+}
+
+void set_receive_timeout(int sock, int timeout_ms) {
+  timeval tv{};
+  tv.tv_sec = timeout_ms / 1000;
+  tv.tv_usec = static_cast<suseconds_t>(timeout_ms % 1000) * 1000;
+  ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
 int to_ms(time_t sec, time_t usec) {
@@ -88,6 +94,29 @@ std::string BufferedSocketStream::take_buffered() {
   std::string rest(buffer_ + begin_, buffered());
   begin_ = end_ = 0;
   return rest;
+}
+
+bool BufferedSocketStream::await_request() {
+  if (!flush()) return false;
+  if (buffered() > 0) return true;
+  const ssize_t n = recv_retrying(buffer_, sizeof(buffer_));
+  if (n <= 0) return false;
+  begin_ = 0;
+  end_ = static_cast<size_t>(n);
+  return true;
+}
+
+bool BufferedSocketStream::read_more() {
+  if (begin_ > 0) {
+    std::memmove(buffer_, buffer_ + begin_, buffered());
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == sizeof(buffer_) || !wait_for(POLLIN, read_timeout_ms_)) return false;
+  const ssize_t n = recv_retrying(buffer_ + end_, sizeof(buffer_) - end_);
+  if (n <= 0) return false;
+  end_ += static_cast<size_t>(n);
+  return true;
 }
 
 void BufferedSocketStream::get_remote_ip_and_port(std::string& ip, int& port) const {
@@ -169,17 +198,23 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
   const int read_ms = static_cast<int>(options_.read_timeout.count());
   const int write_ms = static_cast<int>(options_.write_timeout.count());
   const int idle_ms = static_cast<int>(options_.keep_alive_idle.count());
+  // The idle wait between requests is a blocking recv() bounded by SO_RCVTIMEO (one system call
+  // per request instead of poll() + poll() + recv()). A takeover handler gets the socket back
+  // without the timeout. One stream serves the whole connection, so bytes of a pipelined next
+  // request that arrived with this one stay buffered for it.
+  set_receive_timeout(sock, idle_ms);
+  BufferedSocketStream stream(sock, read_ms, write_ms);
   bool ok = false;
   for (size_t served = 0; served < keep_alive_max_count_; ++served) {
     // Idle keep-alive: wait for the next request (or EOF, or our shutdown).
-    if (!BufferedSocketStream::wait_readable(sock, idle_ms)) break;
+    if (!stream.await_request()) break;
     {
       std::lock_guard lock(mutex_);
       if (closing_ || svr_sock_ == INVALID_SOCKET) break;
       open_[sock] = false;
     }
-    BufferedSocketStream stream(sock, read_ms, write_ms);
-    if (served == 0 && takeover_ && starts_with_takeover_prefix(sock, read_ms)) {
+    if (served == 0 && takeover_ && starts_with_takeover_prefix(stream)) {
+      set_receive_timeout(sock, 0);
       if (takeover_(stream)) {
         std::lock_guard lock(mutex_);
         open_.erase(sock);
@@ -209,24 +244,15 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
   return ok;
 }
 
-bool StreamServer::starts_with_takeover_prefix(int sock, int timeout_ms) const {
-  // A request line normally arrives in one segment; wait (bounded) while it is a partial match.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  std::string peeked(takeover_prefix_.size(), '\0');
+bool StreamServer::starts_with_takeover_prefix(BufferedSocketStream& stream) const {
+  // A request line normally arrives in one segment; read more (bounded) while it is a partial
+  // match.
   while (true) {
-    ssize_t n;
-    do {
-      n = ::recv(sock, peeked.data(), peeked.size(), MSG_PEEK);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0) return false;
-    const auto got = static_cast<size_t>(n);
-    if (std::string_view(peeked).substr(0, got) !=
-        std::string_view(takeover_prefix_).substr(0, got)) {
-      return false;
-    }
-    if (got == takeover_prefix_.size()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const std::string_view got = stream.buffered_view();
+    const size_t n = std::min(got.size(), takeover_prefix_.size());
+    if (got.substr(0, n) != std::string_view(takeover_prefix_).substr(0, n)) return false;
+    if (n == takeover_prefix_.size()) return true;
+    if (!stream.read_more()) return false;
   }
 }
 

@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 namespace raftlock::raft::transport {
 
@@ -39,6 +40,15 @@ class BufferedSocketStream final : public httplib::Stream {
   void set_read_timeout_ms(int timeout_ms) { read_timeout_ms_ = timeout_ms; }
   // Removes and returns what was read from the socket but not consumed yet.
   std::string take_buffered();
+  // What was read from the socket but not consumed yet.
+  std::string_view buffered_view() const { return {buffer_ + begin_, buffered()}; }
+  // Waits for the next request of a keep-alive connection: true once at least one byte is
+  // buffered. With nothing buffered it is one blocking recv() straight into the buffer, bounded by
+  // the socket's SO_RCVTIMEO (the caller sets it to the idle timeout), instead of poll() + recv().
+  // False at end of stream, on an error, or when the wait timed out.
+  bool await_request();
+  // Reads more into the buffer (waiting at most the read timeout); false when nothing more came.
+  bool read_more();
 
   // Sends what is held back; false when the connection failed.
   bool flush();
@@ -89,8 +99,8 @@ class StreamServer final : public httplib::Server {
 
  private:
   bool process_and_close_socket(socket_t sock) override;
-  // Peeks at the first bytes of a new connection: do they start with the takeover prefix?
-  bool starts_with_takeover_prefix(int sock, int timeout_ms) const;
+  // Do the first bytes of a new connection start with the takeover prefix?
+  bool starts_with_takeover_prefix(BufferedSocketStream& stream) const;
 
   const StreamServerOptions options_;
   std::string takeover_prefix_;

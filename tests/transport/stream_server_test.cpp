@@ -4,6 +4,7 @@
 #include "raft/transport/stream_server.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -147,6 +148,84 @@ TEST_F(StreamServerTest, ShuttingDownEndsIdleConnectionsAtOnceButABusyOneStillAn
   const auto started = std::chrono::steady_clock::now();
   thread_.join();
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+}
+
+// A raw client socket connected to the test server.
+int connect_to(int port) {
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(sock);
+    return -1;
+  }
+  return sock;
+}
+
+// Reads until `count` occurrences of `marker` arrived, the peer closed, or 5 s passed.
+std::string read_until(int sock, const std::string& marker, size_t count) {
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto occurrences = [&] {
+    size_t found = 0;
+    for (size_t at = out.find(marker); at != std::string::npos; at = out.find(marker, at + 1)) {
+      ++found;
+    }
+    return found;
+  };
+  while (occurrences() < count && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{sock, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = ::recv(sock, buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    out.append(buffer, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+TEST_F(StreamServerTest, PipelinedRequestsInOneSegmentAreAllAnsweredInOrder) {
+  start();
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  // Three requests in one send: the bytes after the first request must not be lost with it.
+  const std::string requests = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(sock, requests.data(), requests.size(), 0),
+            static_cast<ssize_t>(requests.size()));
+  const std::string answers = read_until(sock, "HTTP/1.1 ", 3);
+  ::close(sock);
+  const size_t first = answers.find("HTTP/1.1 200");
+  const size_t second = answers.find("HTTP/1.1 404");
+  const size_t third = answers.find("HTTP/1.1 200", first + 1);
+  ASSERT_NE(first, std::string::npos) << answers;
+  ASSERT_NE(second, std::string::npos) << answers;
+  ASSERT_NE(third, std::string::npos) << answers;
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, third);
+}
+
+TEST_F(StreamServerTest, AnIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
+  StreamServerOptions options;
+  options.keep_alive_idle = std::chrono::milliseconds(200);
+  start(options);
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  const std::string request = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(sock, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  const std::string answer = read_until(sock, "world", 1);
+  EXPECT_NE(answer.find("world"), std::string::npos) << answer;
+  // Then nothing is sent: the server closes the connection once it has been idle 200 ms.
+  const auto idle_since = std::chrono::steady_clock::now();
+  pollfd p{sock, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  char byte;
+  EXPECT_EQ(::recv(sock, &byte, 1, 0), 0);  // end of stream, not data
+  EXPECT_GE(std::chrono::steady_clock::now() - idle_since, std::chrono::milliseconds(150));
+  ::close(sock);
 }
 
 }  // namespace
