@@ -612,7 +612,13 @@ void Node::handle_ready() {
                              ready.hard_state->term == durable_hard_state_.term &&
                              ready.hard_state->vote == durable_hard_state_.vote;
     if (commit_only) deferred_hard_state_ = ready.hard_state;
-    if ((ready.hard_state && !commit_only) || !ready.entries.empty() || ready.snapshot) {
+    const bool persists =
+        (ready.hard_state && !commit_only) || !ready.entries.empty() || ready.snapshot.has_value();
+    // A follower round that writes nothing has only acknowledgements of heartbeats and empty
+    // appends to send (they gate no commit): it answers its clients first, then sends them. A
+    // round that writes sends right after the write: its acknowledgements gate the commit.
+    const bool answer_first = !send_first && !persists;
+    if (persists) {
       if (observer_ && !ready.entries.empty()) {
         observer_->on_appending(ready.entries.front().index, ready.entries.back().index);
       }
@@ -634,7 +640,9 @@ void Node::handle_ready() {
       }
       if (observer_) observer_->on_persist(Clock::now() - started, ready.entries.size());
     }
-    if (!send_first && !ready.messages.empty()) sender_(std::move(ready.messages));
+    if (!send_first && !answer_first && !ready.messages.empty()) {
+      sender_(std::move(ready.messages));
+    }
     if (ready.snapshot) {
       const auto restore_started = Clock::now();
       auto restored = state_machine_.restore(*ready.snapshot->data);
@@ -675,6 +683,7 @@ void Node::handle_ready() {
     for (Completion& done : completions_) done.promise->set_value(std::move(done.value));
     completions_.clear();
     serve_reads();
+    if (answer_first && !ready.messages.empty()) sender_(std::move(ready.messages));
     const Configuration& config = core_->config();
     if (!(config == last_config_)) {
       last_config_ = config;

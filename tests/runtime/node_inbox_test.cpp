@@ -227,6 +227,49 @@ TEST(NodeInbox, MessagesReadFromTheInboxAreSteppedAndTheNodeFollowsTheirLeader) 
   EXPECT_EQ(inbox.calls_after_detach(), 0) << "the inbox was used after detach()";
 }
 
+TEST(NodeInbox, AFollowerRoundThatOnlyLearnsACommitAppliesBeforeItAcknowledges) {
+  // A round that writes nothing has only acknowledgements to send, and they gate no commit: the
+  // follower applies (and answers its waiting clients) first. A round that writes acknowledges
+  // right after the write, before applying.
+  storage::MemoryLogStore store(three_voters());
+  RecordingStateMachine machine(2);
+  ScriptedInbox inbox;
+  ASSERT_TRUE(inbox.ok());
+  std::mutex mu;
+  std::vector<bool> applied_when_acknowledged;  // per kAppendResponse, in sending order
+  Node node(options_for(2, 20ms, 100), store, machine, [&](std::vector<Message> batch) {
+    for (const Message& m : batch) {
+      if (m.type != MessageType::kAppendResponse) continue;
+      std::lock_guard lock(mu);
+      applied_when_acknowledged.push_back(machine.has_command("learned-late"));
+    }
+  });
+  node.set_inbox(&inbox);
+  ASSERT_TRUE(node.start().ok());
+  auto acknowledgements = [&] {
+    std::lock_guard lock(mu);
+    return applied_when_acknowledged.size();
+  };
+
+  Message append = from_leader(MessageType::kAppend, 1, 2, 7);
+  append.entries = {Entry{7, 1, EntryType::kNormal, "learned-late"}};
+  append.commit = 0;  // not committed yet: written and acknowledged, not applied
+  inbox.push({append});
+  ASSERT_TRUE(InProcessCluster::wait_until([&] { return acknowledgements() == 1; }));
+
+  Message commit = from_leader(MessageType::kAppend, 1, 2, 7);
+  commit.index = 1;
+  commit.log_term = 7;
+  commit.commit = 1;  // no entries: this round only learns the commit
+  inbox.push({commit});
+  ASSERT_TRUE(InProcessCluster::wait_until([&] { return acknowledgements() == 2; }));
+  node.stop();
+  std::lock_guard lock(mu);
+  EXPECT_FALSE(applied_when_acknowledged[0]) << "an uncommitted entry was applied";
+  EXPECT_TRUE(applied_when_acknowledged[1])
+      << "the round that only learned the commit acknowledged before applying";
+}
+
 TEST(NodeInbox, InboxIsReadWhilePostedWorkKeepsTheLoopBusy) {
   storage::MemoryLogStore store(three_voters());
   RecordingStateMachine machine(1);
