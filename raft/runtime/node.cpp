@@ -612,13 +612,13 @@ void Node::handle_ready() {
                              ready.hard_state->term == durable_hard_state_.term &&
                              ready.hard_state->vote == durable_hard_state_.vote;
     if (commit_only) deferred_hard_state_ = ready.hard_state;
-    const bool persists =
-        (ready.hard_state && !commit_only) || !ready.entries.empty() || ready.snapshot.has_value();
-    // A follower round that writes nothing has only acknowledgements of heartbeats and empty
-    // appends to send (they gate no commit): it answers its clients first, then sends them. A
-    // round that writes sends right after the write: its acknowledgements gate the commit.
-    const bool answer_first = !send_first && !persists;
-    if (persists) {
+    // The committed entries handed out are durable here already (the core hands out only
+    // entries that earlier rounds wrote), so they are applied and their clients answered before
+    // this round's write and sends: an answer never waits for an unrelated fsync (on a busy node
+    // nearly every round writes). A round that installs a snapshot applies after it.
+    const bool apply_first = !ready.snapshot;
+    if (apply_first) apply_committed(ready.committed_entries);
+    if ((ready.hard_state && !commit_only) || !ready.entries.empty() || ready.snapshot) {
       if (observer_ && !ready.entries.empty()) {
         observer_->on_appending(ready.entries.front().index, ready.entries.back().index);
       }
@@ -640,9 +640,7 @@ void Node::handle_ready() {
       }
       if (observer_) observer_->on_persist(Clock::now() - started, ready.entries.size());
     }
-    if (!send_first && !answer_first && !ready.messages.empty()) {
-      sender_(std::move(ready.messages));
-    }
+    if (!send_first && !ready.messages.empty()) sender_(std::move(ready.messages));
     if (ready.snapshot) {
       const auto restore_started = Clock::now();
       auto restored = state_machine_.restore(*ready.snapshot->data);
@@ -667,10 +665,7 @@ void Node::handle_ready() {
                                          ready.snapshot->data->size());
       }
     }
-    if (observer_ && !ready.committed_entries.empty()) {
-      observer_->on_committed(ready.committed_entries.back().index);
-    }
-    apply_entries(ready.committed_entries);
+    if (!apply_first) apply_committed(ready.committed_entries);
     for (const ReadState& read_state : ready.read_states) {
       auto it = reads_.find(read_state.context);
       if (it == reads_.end()) continue;  // timed out already
@@ -680,10 +675,7 @@ void Node::handle_ready() {
     core_->advance(ready);
     if (core_->commit_index() > last_heard_commit_) last_heard_commit_ = core_->commit_index();
     publish_status();
-    for (Completion& done : completions_) done.promise->set_value(std::move(done.value));
-    completions_.clear();
     serve_reads();
-    if (answer_first && !ready.messages.empty()) sender_(std::move(ready.messages));
     const Configuration& config = core_->config();
     if (!(config == last_config_)) {
       last_config_ = config;
@@ -698,6 +690,14 @@ void Node::handle_ready() {
       if (config_listener_) config_listener_(config);
     }
   }
+}
+
+void Node::apply_committed(const std::vector<Entry>& entries) {
+  if (entries.empty()) return;
+  if (observer_) observer_->on_committed(entries.back().index);
+  apply_entries(entries);
+  for (Completion& done : completions_) done.promise->set_value(std::move(done.value));
+  completions_.clear();
 }
 
 void Node::apply_entries(const std::vector<Entry>& entries) {

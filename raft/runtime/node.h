@@ -194,6 +194,8 @@ class Node {
                        std::vector<Message>& inbound);
   void wake_loop();  // any thread
   void handle_ready();
+  // Applies committed entries and answers the proposals they settle.
+  void apply_committed(const std::vector<Entry>& entries);
   void apply_entries(const std::vector<Entry>& entries);
   void serve_reads();
   void expire_reads(std::chrono::steady_clock::time_point now);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <future>
@@ -268,6 +269,90 @@ TEST(NodeInbox, AFollowerRoundThatOnlyLearnsACommitAppliesBeforeItAcknowledges) 
   EXPECT_FALSE(applied_when_acknowledged[0]) << "an uncommitted entry was applied";
   EXPECT_TRUE(applied_when_acknowledged[1])
       << "the round that only learned the commit acknowledged before applying";
+}
+
+// A MemoryLogStore whose writes of entries can be held at a gate (the test opens it).
+class GatedStore final : public storage::LogStore {
+ public:
+  explicit GatedStore(Configuration bootstrap) : inner_(std::move(bootstrap)) {}
+  Result<storage::PersistentState> load() override {
+    std::lock_guard lock(mu_);
+    return inner_.load();
+  }
+  Status persist(const std::optional<HardState>& hard_state, const std::vector<Entry>& entries,
+                 const std::optional<Snapshot>& snapshot) override {
+    std::unique_lock lock(mu_);
+    if (!entries.empty()) {
+      ++held_;
+      opened_.wait(lock, [&] { return open_; });
+      --held_;
+    }
+    return inner_.persist(hard_state, entries, snapshot);
+  }
+  Status compact(const Snapshot& snapshot) override {
+    std::lock_guard lock(mu_);
+    return inner_.compact(snapshot);
+  }
+  void set_open(bool open) {
+    std::lock_guard lock(mu_);
+    open_ = open;
+    opened_.notify_all();
+  }
+  bool holding_a_write() const {
+    std::lock_guard lock(mu_);
+    return held_ > 0;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable opened_;
+  storage::MemoryLogStore inner_;
+  bool open_ = true;
+  int held_ = 0;
+};
+
+TEST(NodeInbox, DurableCommittedEntriesAreAppliedWhileTheRoundsWriteIsInProgress) {
+  // A round that learns a commit and also receives new entries applies (and answers) the
+  // committed entries, durable since an earlier round, without waiting for the new entries'
+  // write; the new entries are still acknowledged only once written.
+  GatedStore store(three_voters());
+  RecordingStateMachine machine(2);
+  SentLog sent;
+  ScriptedInbox inbox;
+  ASSERT_TRUE(inbox.ok());
+  Node node(options_for(2, 20ms, 100), store, machine,
+            [&sent](std::vector<Message> batch) { sent.add(batch); });
+  node.set_inbox(&inbox);
+  ASSERT_TRUE(node.start().ok());
+  auto acknowledged = [&](Index index) {
+    return sent.has([index](const Message& m) {
+      return m.type == MessageType::kAppendResponse && !m.reject && m.index == index;
+    });
+  };
+
+  Message first = from_leader(MessageType::kAppend, 1, 2, 7);
+  first.entries = {Entry{7, 1, EntryType::kNormal, "durable-first"}};
+  inbox.push({first});
+  ASSERT_TRUE(InProcessCluster::wait_until([&] { return acknowledged(1); }));
+  EXPECT_FALSE(machine.has_command("durable-first"));  // not committed yet
+
+  store.set_open(false);
+  Message second = from_leader(MessageType::kAppend, 1, 2, 7);
+  second.index = 1;
+  second.log_term = 7;
+  second.entries = {Entry{7, 2, EntryType::kNormal, "written-later"}};
+  second.commit = 1;
+  inbox.push({second});
+  ASSERT_TRUE(InProcessCluster::wait_until([&] { return store.holding_a_write(); }));
+  const bool applied_during_write =
+      InProcessCluster::wait_until([&] { return machine.has_command("durable-first"); });
+  const bool acknowledged_during_write = acknowledged(2);
+  store.set_open(true);
+  EXPECT_TRUE(applied_during_write) << "entry 1 waited for entry 2's write";
+  EXPECT_FALSE(acknowledged_during_write) << "entry 2 was acknowledged before it was written";
+  EXPECT_TRUE(InProcessCluster::wait_until([&] { return acknowledged(2); }));
+  EXPECT_FALSE(machine.has_command("written-later"));  // written, not committed
+  node.stop();
 }
 
 TEST(NodeInbox, InboxIsReadWhilePostedWorkKeepsTheLoopBusy) {
