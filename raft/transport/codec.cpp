@@ -1,16 +1,16 @@
 #include "raft/transport/codec.h"
 
+#include <algorithm>
 #include <array>
 #include <exception>
 #include <memory>
-#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 #include <utility>
 
 namespace raftlock::raft::transport {
 
 namespace {
-
-using json = nlohmann::json;
 
 // Wire layout (all positional msgpack arrays, byte strings as msgpack bin):
 //   batch   = [version, cluster_id, from, [message...]]
@@ -20,6 +20,13 @@ using json = nlohmann::json;
 //   snapshot= [index, term, [[member_id, voter, context]...], data]
 //   chunk   = [version, cluster_id, from, to, transfer_id, offset, total, total_crc, chunk_crc,
 //              message | nil, data]
+//
+// The bytes are exactly what nlohmann::json::to_msgpack produced for the same values before this
+// codec replaced it (tests/transport/codec_equivalence_test.cpp checks it against that oracle):
+// integers as unsigned in their smallest form, booleans, nil, arrays and strings in their smallest
+// form, byte strings as bin 8/16/32 (never ext). The decoder accepts exactly what the nlohmann
+// decoder accepted: unsigned integer encodings only, bin or ext where bytes belong, exact field
+// counts, one root value and nothing after it.
 constexpr size_t kMessageFields = 13;
 constexpr size_t kEntryFields = 4;
 constexpr size_t kSnapshotFields = 4;
@@ -29,208 +36,547 @@ constexpr size_t kChunkFields = 11;
 constexpr uint64_t kMaxMessageType = static_cast<uint64_t>(MessageType::kForwardResponse);
 constexpr uint64_t kMaxEntryType = static_cast<uint64_t>(EntryType::kConfChange);
 
-json to_bin(std::string_view bytes) {
-  return json::binary(std::vector<uint8_t>(bytes.begin(), bytes.end()));
+// The fewest bytes one element can take, so a declared element count is never trusted for a
+// reservation beyond what the remaining bytes could hold.
+constexpr size_t kMinEntryBytes = 6;     // fixarray, 3 fixints, empty bin 8
+constexpr size_t kMinMemberBytes = 5;    // fixarray, fixint, bool, empty bin 8
+constexpr size_t kMinMessageBytes = 15;  // fixarray, 7 fixints, [], bool, 2 fixints, nil, bin 8
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+// Upper bounds of the encoded sizes (headers at their widest), so one reservation always fits.
+constexpr size_t kMaxUintBytes = 9;
+constexpr size_t kMaxHeaderBytes = 5;
+
+size_t max_snapshot_size(const Snapshot& snapshot, bool with_data) {
+  size_t size = 1 + 2 * kMaxUintBytes + kMaxHeaderBytes + kMaxHeaderBytes;
+  for (const Member& m : snapshot.meta.config.members) {
+    size += 1 + kMaxUintBytes + 1 + kMaxHeaderBytes + m.context.size();
+  }
+  if (with_data && snapshot.data) size += snapshot.data->size();
+  return size;
 }
 
-json encode_snapshot_json(const Snapshot& snapshot, bool with_data) {
-  json members = json::array();
+size_t max_message_size(const Message& m, bool with_snapshot_data) {
+  size_t size = 1 + 1 + 6 * kMaxUintBytes + kMaxHeaderBytes + 1 + 2 * kMaxUintBytes + 1 +
+                kMaxHeaderBytes + m.context.size();
+  for (const Entry& e : m.entries) size += 1 + 3 * kMaxUintBytes + kMaxHeaderBytes + e.data.size();
+  if (m.snapshot) size += max_snapshot_size(*m.snapshot, with_snapshot_data);
+  return size;
+}
+
+// Appends msgpack values to a string, choosing each encoding as nlohmann's binary_writer does.
+class MsgpackWriter {
+ public:
+  explicit MsgpackWriter(std::string& out) : out_(out) {}
+
+  void uint(uint64_t v) {
+    if (v < 128) {
+      byte(static_cast<uint8_t>(v));
+    } else if (v <= UINT8_MAX) {
+      char b[2] = {static_cast<char>(0xCC), static_cast<char>(v)};
+      out_.append(b, 2);
+    } else if (v <= UINT16_MAX) {
+      with_be(0xCD, v, 2);
+    } else if (v <= UINT32_MAX) {
+      with_be(0xCE, v, 4);
+    } else {
+      with_be(0xCF, v, 8);
+    }
+  }
+
+  void boolean(bool v) { byte(v ? 0xC3 : 0xC2); }
+  void nil() { byte(0xC0); }
+
+  void array(size_t n) {
+    if (n <= 15) {
+      byte(static_cast<uint8_t>(0x90 | n));
+    } else if (n <= UINT16_MAX) {
+      with_be(0xDC, n, 2);
+    } else if (n <= UINT32_MAX) {
+      with_be(0xDD, n, 4);
+    }
+    // nlohmann writes no header at all beyond 2^32 - 1 elements; neither do we.
+  }
+
+  // A byte string: msgpack bin (nlohmann's binary without a subtype), even when empty.
+  void bin(std::string_view bytes) {
+    const size_t n = bytes.size();
+    if (n <= UINT8_MAX) {
+      char b[2] = {static_cast<char>(0xC4), static_cast<char>(n)};
+      out_.append(b, 2);
+    } else if (n <= UINT16_MAX) {
+      with_be(0xC5, n, 2);
+    } else if (n <= UINT32_MAX) {
+      with_be(0xC6, n, 4);
+    }
+    out_.append(bytes.data(), n);
+  }
+
+  void str(std::string_view s) {
+    const size_t n = s.size();
+    if (n <= 31) {
+      byte(static_cast<uint8_t>(0xA0 | n));
+    } else if (n <= UINT8_MAX) {
+      char b[2] = {static_cast<char>(0xD9), static_cast<char>(n)};
+      out_.append(b, 2);
+    } else if (n <= UINT16_MAX) {
+      with_be(0xDA, n, 2);
+    } else if (n <= UINT32_MAX) {
+      with_be(0xDB, n, 4);
+    }
+    out_.append(s.data(), n);
+  }
+
+ private:
+  void byte(uint8_t b) { out_.push_back(static_cast<char>(b)); }
+
+  // A type byte followed by the low `width` bytes of `v`, big-endian.
+  void with_be(uint8_t type, uint64_t v, int width) {
+    char b[9];
+    b[0] = static_cast<char>(type);
+    for (int i = 0; i < width; ++i) {
+      b[width - i] = static_cast<char>(v >> (8 * i));
+    }
+    out_.append(b, static_cast<size_t>(width) + 1);
+  }
+
+  std::string& out_;
+};
+
+void write_snapshot(MsgpackWriter& w, const Snapshot& snapshot, bool with_data) {
+  w.array(kSnapshotFields);
+  w.uint(snapshot.meta.index);
+  w.uint(snapshot.meta.term);
+  w.array(snapshot.meta.config.members.size());
   for (const Member& m : snapshot.meta.config.members) {
-    members.push_back(json::array({m.id, m.voter, to_bin(m.context)}));
+    w.array(kMemberFields);
+    w.uint(m.id);
+    w.boolean(m.voter);
+    w.bin(m.context);
   }
   std::string_view data;
   if (with_data && snapshot.data) data = *snapshot.data;
-  return json::array({snapshot.meta.index, snapshot.meta.term, std::move(members), to_bin(data)});
+  w.bin(data);
 }
 
-json encode_message_json(const Message& m, bool with_snapshot_data) {
-  json entries = json::array();
+void write_message(MsgpackWriter& w, const Message& m, bool with_snapshot_data) {
+  w.array(kMessageFields);
+  w.uint(static_cast<uint64_t>(m.type));
+  w.uint(m.from);
+  w.uint(m.to);
+  w.uint(m.term);
+  w.uint(m.log_term);
+  w.uint(m.index);
+  w.uint(m.commit);
+  w.array(m.entries.size());
   for (const Entry& e : m.entries) {
-    entries.push_back(
-        json::array({e.term, e.index, static_cast<uint64_t>(e.type), to_bin(e.data)}));
+    w.array(kEntryFields);
+    w.uint(e.term);
+    w.uint(e.index);
+    w.uint(static_cast<uint64_t>(e.type));
+    w.bin(e.data);
   }
-  json snapshot =
-      m.snapshot ? encode_snapshot_json(*m.snapshot, with_snapshot_data) : json(nullptr);
-  return json::array({static_cast<uint64_t>(m.type), m.from, m.to, m.term, m.log_term, m.index,
-                      m.commit, std::move(entries), m.reject, m.reject_term, m.reject_hint,
-                      std::move(snapshot), to_bin(m.context)});
+  w.boolean(m.reject);
+  w.uint(m.reject_term);
+  w.uint(m.reject_hint);
+  if (m.snapshot) {
+    write_snapshot(w, *m.snapshot, with_snapshot_data);
+  } else {
+    w.nil();
+  }
+  w.bin(m.context);
 }
 
-std::string to_msgpack_string(const json& j) {
+std::string encode_batch_of(uint32_t version, const std::string& cluster_id, NodeId from,
+                            const std::vector<Message>& messages) {
+  size_t size =
+      1 + kMaxUintBytes + kMaxHeaderBytes + cluster_id.size() + kMaxUintBytes + kMaxHeaderBytes;
+  for (const Message& m : messages) size += max_message_size(m, /*with_snapshot_data=*/true);
   std::string out;
-  json::to_msgpack(j, out);
+  out.reserve(size);
+  MsgpackWriter w(out);
+  w.array(kBatchFields);
+  w.uint(version);
+  w.str(cluster_id);
+  w.uint(from);
+  w.array(messages.size());
+  for (const Message& m : messages) write_message(w, m, /*with_snapshot_data=*/true);
   return out;
 }
 
-// Builds a DOM like nlohmann's own SAX DOM parser, but refuses nesting deeper than
-// kMaxNestingDepth: the msgpack reader recurses once per level, so a body of a million
-// one-element arrays would otherwise overflow the stack.
-class DepthLimitedDomBuilder {
- public:
-  explicit DepthLimitedDomBuilder(json& root) : dom_(root, /*allow_exceptions=*/false) {}
-
-  bool null() { return dom_.null(); }
-  bool boolean(bool v) { return dom_.boolean(v); }
-  bool number_integer(json::number_integer_t v) { return dom_.number_integer(v); }
-  bool number_unsigned(json::number_unsigned_t v) { return dom_.number_unsigned(v); }
-  bool number_float(json::number_float_t v, const json::string_t& s) {
-    return dom_.number_float(v, s);
-  }
-  bool string(json::string_t& v) { return dom_.string(v); }
-  bool binary(json::binary_t& v) { return dom_.binary(v); }
-  bool start_object(std::size_t n) {
-    if (++depth_ > kMaxNestingDepth) return too_deep();
-    return dom_.start_object(n);
-  }
-  bool key(json::string_t& k) { return dom_.key(k); }
-  bool end_object() {
-    --depth_;
-    return dom_.end_object();
-  }
-  bool start_array(std::size_t n) {
-    if (++depth_ > kMaxNestingDepth) return too_deep();
-    return dom_.start_array(n);
-  }
-  bool end_array() {
-    --depth_;
-    return dom_.end_array();
-  }
-  bool parse_error(std::size_t pos, const std::string& token,
-                   const nlohmann::detail::exception& e) {
-    error_ = e.what();
-    return dom_.parse_error(pos, token, e);
-  }
-
-  bool too_deep_seen() const { return too_deep_; }
-  const std::string& error() const { return error_; }
-
- private:
-  bool too_deep() {
-    too_deep_ = true;
-    return false;
-  }
-
-  nlohmann::detail::json_sax_dom_parser<json> dom_;
-  int depth_ = 0;
-  bool too_deep_ = false;
-  std::string error_;
-};
+// ---------------------------------------------------------------------------------------------
+// Decoding
 
 Error malformed(std::string what) {
   return make_error(ErrorCode::kInvalidArgument, "malformed peer message: " + std::move(what));
 }
 
-Result<json> parse_msgpack(std::string_view bytes) {
-  if (bytes.empty()) return malformed("empty body");
-  json root;
-  DepthLimitedDomBuilder builder(root);
-  bool ok = false;
-  try {
-    ok = json::sax_parse(bytes.begin(), bytes.end(), &builder, json::input_format_t::msgpack,
-                         /*strict=*/true);
-  } catch (const std::exception& e) {
-    return malformed(e.what());
-  }
-  if (builder.too_deep_seen()) return malformed("nesting deeper than the protocol allows");
-  if (!ok) return malformed(builder.error().empty() ? "not valid msgpack" : builder.error());
-  return root;
-}
+// Reads the schema's values straight from the bytes, bounds-checked. Every read returns false
+// (consuming an unspecified amount) when the next value is missing, truncated or of another type;
+// the caller then names the field, and decode_error() decides which error the body deserves.
+class MsgpackReader {
+ public:
+  explicit MsgpackReader(std::string_view bytes)
+      : p_(reinterpret_cast<const uint8_t*>(bytes.data())), end_(p_ + bytes.size()) {}
 
-// Field readers: each returns false when the value has the wrong type or range.
-bool read_u64(const json& j, uint64_t& out) {
-  if (!j.is_number_unsigned()) return false;
-  out = j.get<uint64_t>();
-  return true;
-}
+  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+  bool at_end() const { return p_ == end_; }
 
-bool read_u32(const json& j, uint32_t& out) {
-  uint64_t v = 0;
-  if (!read_u64(j, v) || v > UINT32_MAX) return false;
-  out = static_cast<uint32_t>(v);
-  return true;
-}
-
-bool read_bool(const json& j, bool& out) {
-  if (!j.is_boolean()) return false;
-  out = j.get<bool>();
-  return true;
-}
-
-bool read_bytes(const json& j, std::string& out) {
-  if (!j.is_binary()) return false;
-  const auto& bin = j.get_binary();
-  out.assign(bin.begin(), bin.end());
-  return true;
-}
-
-bool read_string(const json& j, std::string& out) {
-  if (!j.is_string()) return false;
-  out = j.get_ref<const std::string&>();
-  return true;
-}
-
-bool is_tuple(const json& j, size_t fields) {
-  return j.is_array() && j.size() == fields;
-}
-
-Result<Snapshot> decode_snapshot_json(const json& j) {
-  if (!is_tuple(j, kSnapshotFields)) return malformed("snapshot is not a 4-field array");
-  Snapshot snapshot;
-  if (!read_u64(j[0], snapshot.meta.index) || !read_u64(j[1], snapshot.meta.term)) {
-    return malformed("snapshot index/term is not an unsigned integer");
-  }
-  if (!j[2].is_array()) return malformed("snapshot members is not an array");
-  for (const json& mj : j[2]) {
-    Member m;
-    if (!is_tuple(mj, kMemberFields) || !read_u64(mj[0], m.id) || !read_bool(mj[1], m.voter) ||
-        !read_bytes(mj[2], m.context)) {
-      return malformed("snapshot member is not [id, voter, context]");
+  // An array header of any length.
+  bool array(uint64_t& count) {
+    if (p_ == end_) return false;
+    const uint8_t type = *p_;
+    if ((type & 0xF0) == 0x90) {
+      ++p_;
+      count = type & 0x0F;
+      return true;
     }
-    snapshot.meta.config.members.push_back(std::move(m));
+    if (type == 0xDC) return sized(2, count);
+    if (type == 0xDD) return sized(4, count);
+    return false;
+  }
+
+  // An array header of exactly `fields` elements.
+  bool tuple(size_t fields) {
+    uint64_t count = 0;
+    return array(count) && count == fields;
+  }
+
+  // An unsigned integer (positive fixint or uint 8/16/32/64); signed encodings are refused.
+  bool uint(uint64_t& out) {
+    if (p_ == end_) return false;
+    const uint8_t type = *p_;
+    if (type < 0x80) {
+      ++p_;
+      out = type;
+      return true;
+    }
+    switch (type) {
+      case 0xCC:
+        return sized(1, out);
+      case 0xCD:
+        return sized(2, out);
+      case 0xCE:
+        return sized(4, out);
+      case 0xCF:
+        return sized(8, out);
+      default:
+        return false;
+    }
+  }
+
+  bool uint32(uint32_t& out) {
+    uint64_t v = 0;
+    if (!uint(v) || v > UINT32_MAX) return false;
+    out = static_cast<uint32_t>(v);
+    return true;
+  }
+
+  bool boolean(bool& out) {
+    if (p_ == end_ || (*p_ != 0xC2 && *p_ != 0xC3)) return false;
+    out = *p_++ == 0xC3;
+    return true;
+  }
+
+  // Consumes a nil if one is next.
+  bool nil() {
+    if (p_ == end_ || *p_ != 0xC0) return false;
+    ++p_;
+    return true;
+  }
+
+  // A byte string: bin 8/16/32, or ext 8/16/32 / fixext 1-16 (nlohmann read those as binary
+  // values with a subtype; the subtype is ignored, as it was).
+  bool bytes(std::string& out) {
+    if (p_ == end_) return false;
+    const uint8_t type = *p_;
+    uint64_t len = 0;
+    switch (type) {
+      case 0xC4:
+        if (!sized(1, len)) return false;
+        break;
+      case 0xC5:
+        if (!sized(2, len)) return false;
+        break;
+      case 0xC6:
+        if (!sized(4, len)) return false;
+        break;
+      case 0xC7:
+      case 0xC8:
+      case 0xC9:
+        if (!sized(type == 0xC7 ? 1 : type == 0xC8 ? 2 : 4, len) || !skip(1)) return false;
+        break;
+      case 0xD4:
+      case 0xD5:
+      case 0xD6:
+      case 0xD7:
+      case 0xD8:
+        ++p_;
+        len = size_t{1} << (type - 0xD4);
+        if (!skip(1)) return false;
+        break;
+      default:
+        return false;
+    }
+    if (len > remaining()) return false;
+    out.assign(reinterpret_cast<const char*>(p_), static_cast<size_t>(len));
+    p_ += len;
+    return true;
+  }
+
+  // A string: fixstr or str 8/16/32 (bytes kept as they are, no UTF-8 check, as before).
+  bool str(std::string& out) {
+    if (p_ == end_) return false;
+    const uint8_t type = *p_;
+    uint64_t len = 0;
+    if ((type & 0xE0) == 0xA0) {
+      ++p_;
+      len = type & 0x1F;
+    } else if (type == 0xD9) {
+      if (!sized(1, len)) return false;
+    } else if (type == 0xDA) {
+      if (!sized(2, len)) return false;
+    } else if (type == 0xDB) {
+      if (!sized(4, len)) return false;
+    } else {
+      return false;
+    }
+    if (len > remaining()) return false;
+    out.assign(reinterpret_cast<const char*>(p_), static_cast<size_t>(len));
+    p_ += len;
+    return true;
+  }
+
+ private:
+  // Skips the type byte and reads a `width`-byte big-endian number after it.
+  bool sized(int width, uint64_t& out) {
+    if (remaining() < static_cast<size_t>(width) + 1) return false;
+    ++p_;
+    uint64_t v = 0;
+    for (int i = 0; i < width; ++i) v = (v << 8) | p_[i];
+    p_ += width;
+    out = v;
+    return true;
+  }
+
+  bool skip(size_t n) {
+    if (remaining() < n) return false;
+    p_ += n;
+    return true;
+  }
+
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+// How many elements to reserve for a declared count: never more than the bytes left could hold.
+size_t bounded_reserve(uint64_t declared, size_t remaining, size_t min_element_bytes) {
+  return static_cast<size_t>(std::min<uint64_t>(declared, remaining / min_element_bytes));
+}
+
+// The schema decoders return nullptr on success, else what was wrong (in the words the nlohmann
+// decoder used, which checked the same fields in the same order).
+const char* read_snapshot(MsgpackReader& r, Snapshot& snapshot) {
+  if (!r.tuple(kSnapshotFields)) return "snapshot is not a 4-field array";
+  if (!r.uint(snapshot.meta.index) || !r.uint(snapshot.meta.term)) {
+    return "snapshot index/term is not an unsigned integer";
+  }
+  uint64_t members = 0;
+  if (!r.array(members)) return "snapshot members is not an array";
+  auto& list = snapshot.meta.config.members;
+  list.reserve(bounded_reserve(members, r.remaining(), kMinMemberBytes));
+  for (uint64_t i = 0; i < members; ++i) {
+    Member m;
+    if (!r.tuple(kMemberFields) || !r.uint(m.id) || !r.boolean(m.voter) || !r.bytes(m.context)) {
+      return "snapshot member is not [id, voter, context]";
+    }
+    list.push_back(std::move(m));
   }
   auto data = std::make_shared<std::string>();
-  if (!read_bytes(j[3], *data)) return malformed("snapshot data is not a byte string");
+  if (!r.bytes(*data)) return "snapshot data is not a byte string";
   snapshot.data = std::move(data);
-  return snapshot;
+  return nullptr;
 }
 
-Result<Message> decode_message_json(const json& j) {
-  if (!is_tuple(j, kMessageFields)) return malformed("message is not a 13-field array");
-  Message m;
+const char* read_message(MsgpackReader& r, Message& m) {
+  if (!r.tuple(kMessageFields)) return "message is not a 13-field array";
   uint64_t type = 0;
-  if (!read_u64(j[0], type) || type > kMaxMessageType) return malformed("unknown message type");
+  if (!r.uint(type) || type > kMaxMessageType) return "unknown message type";
   m.type = static_cast<MessageType>(type);
-  if (!read_u64(j[1], m.from) || !read_u64(j[2], m.to) || !read_u64(j[3], m.term) ||
-      !read_u64(j[4], m.log_term) || !read_u64(j[5], m.index) || !read_u64(j[6], m.commit)) {
-    return malformed("message header field is not an unsigned integer");
+  if (!r.uint(m.from) || !r.uint(m.to) || !r.uint(m.term) || !r.uint(m.log_term) ||
+      !r.uint(m.index) || !r.uint(m.commit)) {
+    return "message header field is not an unsigned integer";
   }
-  if (!j[7].is_array()) return malformed("message entries is not an array");
-  m.entries.reserve(j[7].size());
-  for (const json& ej : j[7]) {
-    Entry e;
+  uint64_t entries = 0;
+  if (!r.array(entries)) return "message entries is not an array";
+  m.entries.reserve(bounded_reserve(entries, r.remaining(), kMinEntryBytes));
+  for (uint64_t i = 0; i < entries; ++i) {
+    Entry& e = m.entries.emplace_back();
     uint64_t entry_type = 0;
-    if (!is_tuple(ej, kEntryFields) || !read_u64(ej[0], e.term) || !read_u64(ej[1], e.index) ||
-        !read_u64(ej[2], entry_type) || entry_type > kMaxEntryType || !read_bytes(ej[3], e.data)) {
-      return malformed("entry is not [term, index, type, data]");
+    if (!r.tuple(kEntryFields) || !r.uint(e.term) || !r.uint(e.index) || !r.uint(entry_type) ||
+        entry_type > kMaxEntryType || !r.bytes(e.data)) {
+      return "entry is not [term, index, type, data]";
     }
     e.type = static_cast<EntryType>(entry_type);
-    m.entries.push_back(std::move(e));
   }
-  if (!read_bool(j[8], m.reject) || !read_u64(j[9], m.reject_term) ||
-      !read_u64(j[10], m.reject_hint)) {
-    return malformed("message reject fields have the wrong type");
+  if (!r.boolean(m.reject) || !r.uint(m.reject_term) || !r.uint(m.reject_hint)) {
+    return "message reject fields have the wrong type";
   }
-  if (!j[11].is_null()) {
-    auto snapshot = decode_snapshot_json(j[11]);
-    if (!snapshot) return snapshot.error();
-    m.snapshot = std::move(snapshot.value());
+  if (!r.nil()) {
+    Snapshot snapshot;
+    if (const char* error = read_snapshot(r, snapshot)) return error;
+    m.snapshot = std::move(snapshot);
   }
-  if (!read_bytes(j[12], m.context)) return malformed("message context is not a byte string");
-  return m;
+  if (!r.bytes(m.context)) return "message context is not a byte string";
+  return nullptr;
 }
 
-// Every decode runs inside this guard: nlohmann may throw on a path the checks above missed,
-// and an exception must never leave the codec.
+// ---------------------------------------------------------------------------------------------
+// Which error a refused body gets.
+//
+// The nlohmann decoder parsed the whole body before checking the schema, so a body that is not
+// one well-formed msgpack value (truncated, an invalid byte, a map key that is not a string,
+// bytes after the root value) or that nests deeper than kMaxNestingDepth was refused for that,
+// whatever its fields said. The direct reader stops at the first thing it does not like; only on
+// that (error) path does this walker check the whole body the same way, iteratively, so the
+// error stays what it was. It never runs for a body that decodes.
+
+// nullopt when `bytes` is one well-formed msgpack value within the nesting limit; otherwise why
+// not. Positions are byte offsets.
+std::optional<std::string> msgpack_syntax_error(std::string_view bytes) {
+  const auto* const begin = reinterpret_cast<const uint8_t*>(bytes.data());
+  const uint8_t* p = begin;
+  const uint8_t* const end = begin + bytes.size();
+  auto at = [&] { return std::to_string(p - begin); };
+  auto truncated = [&] { return "not valid msgpack: truncated at byte " + at(); };
+  // Reads a `width`-byte big-endian length at p.
+  auto length = [&](int width, uint64_t& out) {
+    if (end - p < width) return false;
+    uint64_t v = 0;
+    for (int i = 0; i < width; ++i) v = (v << 8) | p[i];
+    p += width;
+    out = v;
+    return true;
+  };
+
+  struct Level {
+    uint64_t remaining;  // items left (a map's keys and values both count)
+    bool map;
+  };
+  std::array<Level, kMaxNestingDepth> stack{};
+  int depth = 0;
+  do {
+    const bool key = depth > 0 && stack[depth - 1].map && stack[depth - 1].remaining % 2 == 0;
+    if (p == end) return truncated();
+    const uint8_t type = *p++;
+    if (depth > 0) --stack[depth - 1].remaining;
+    uint64_t skip = 0;   // payload bytes after the header
+    int container = -1;  // 0 array, 1 map
+    uint64_t count = 0;  // elements of a container
+    const bool is_string = (type & 0xE0) == 0xA0 || (type >= 0xD9 && type <= 0xDB);
+    if (key && !is_string) {
+      --p;
+      return "not valid msgpack: map key is not a string at byte " + at();
+    }
+    if (type < 0x80 || type >= 0xE0 || type == 0xC0 || type == 0xC2 || type == 0xC3) {
+      // a one-byte value
+    } else if (type < 0x90) {
+      container = 1;
+      count = type & 0x0F;
+    } else if (type < 0xA0) {
+      container = 0;
+      count = type & 0x0F;
+    } else if (type < 0xC0) {
+      skip = type & 0x1F;
+    } else {
+      switch (type) {
+        case 0xCC:
+        case 0xD0:
+          skip = 1;
+          break;
+        case 0xCD:
+        case 0xD1:
+          skip = 2;
+          break;
+        case 0xCA:
+        case 0xCE:
+        case 0xD2:
+          skip = 4;
+          break;
+        case 0xCB:
+        case 0xCF:
+        case 0xD3:
+          skip = 8;
+          break;
+        case 0xC4:
+        case 0xD9:
+          if (!length(1, skip)) return truncated();
+          break;
+        case 0xC5:
+        case 0xDA:
+          if (!length(2, skip)) return truncated();
+          break;
+        case 0xC6:
+        case 0xDB:
+          if (!length(4, skip)) return truncated();
+          break;
+        case 0xC7:
+        case 0xC8:
+        case 0xC9:
+          if (!length(type == 0xC7 ? 1 : type == 0xC8 ? 2 : 4, skip)) return truncated();
+          ++skip;  // the ext subtype
+          break;
+        case 0xD4:
+        case 0xD5:
+        case 0xD6:
+        case 0xD7:
+        case 0xD8:
+          skip = 1 + (uint64_t{1} << (type - 0xD4));
+          break;
+        case 0xDC:
+        case 0xDE:
+          if (!length(2, count)) return truncated();
+          container = type == 0xDC ? 0 : 1;
+          break;
+        case 0xDD:
+        case 0xDF:
+          if (!length(4, count)) return truncated();
+          container = type == 0xDD ? 0 : 1;
+          break;
+        default:  // 0xC1, never used
+          --p;
+          return "not valid msgpack: invalid byte 0xc1 at byte " + at();
+      }
+    }
+    if (skip > static_cast<uint64_t>(end - p)) {
+      p = end;
+      return truncated();
+    }
+    p += skip;
+    if (container >= 0) {
+      if (depth == kMaxNestingDepth) return std::string("nesting deeper than the protocol allows");
+      stack[depth++] = Level{container == 1 ? 2 * count : count, container == 1};
+    }
+    while (depth > 0 && stack[depth - 1].remaining == 0) --depth;
+  } while (depth > 0);
+  if (p != end) return "not valid msgpack: " + std::to_string(end - p) + " bytes after the value";
+  return std::nullopt;
+}
+
+// The error for a body the direct reader refused with `schema_error`.
+Error decode_error(std::string_view bytes, std::string schema_error) {
+  if (auto syntax = msgpack_syntax_error(bytes)) return malformed(std::move(*syntax));
+  return malformed(std::move(schema_error));
+}
+
+std::string unsupported_version(uint32_t version) {
+  return "unsupported protocol version " + std::to_string(version) + " (this node speaks " +
+         std::to_string(kProtocolVersion) + ")";
+}
+
+// Runs a decode, turning the one exception it can meet (allocation failure) into an error.
 template <typename F>
 auto guarded(F&& decode) -> decltype(decode()) {
   try {
@@ -256,88 +602,108 @@ const std::array<uint32_t, 256>& crc_table() {
 }  // namespace
 
 std::string encode_message(const Message& message) {
-  return to_msgpack_string(encode_message_json(message, /*with_snapshot_data=*/true));
+  std::string out;
+  out.reserve(max_message_size(message, /*with_snapshot_data=*/true));
+  MsgpackWriter w(out);
+  write_message(w, message, /*with_snapshot_data=*/true);
+  return out;
 }
 
 Result<Message> decode_message(std::string_view bytes) {
   return guarded([&]() -> Result<Message> {
-    auto root = parse_msgpack(bytes);
-    if (!root) return root.error();
-    return decode_message_json(root.value());
+    if (bytes.empty()) return malformed("empty body");
+    MsgpackReader r(bytes);
+    Message m;
+    if (const char* error = read_message(r, m)) return decode_error(bytes, error);
+    if (!r.at_end()) return decode_error(bytes, "bytes after the message");
+    return m;
   });
 }
 
 std::string encode_batch(const std::string& cluster_id, NodeId from,
                          const std::vector<Message>& messages) {
-  json list = json::array();
-  for (const Message& m : messages) list.push_back(encode_message_json(m, true));
-  return to_msgpack_string(json::array({kProtocolVersion, cluster_id, from, std::move(list)}));
+  return encode_batch_of(kProtocolVersion, cluster_id, from, messages);
 }
 
 std::string encode_batch(const MessageBatch& batch) {
-  json list = json::array();
-  for (const Message& m : batch.messages) list.push_back(encode_message_json(m, true));
-  return to_msgpack_string(
-      json::array({batch.version, batch.cluster_id, batch.from, std::move(list)}));
+  return encode_batch_of(batch.version, batch.cluster_id, batch.from, batch.messages);
 }
 
 Result<MessageBatch> decode_batch(std::string_view bytes) {
   return guarded([&]() -> Result<MessageBatch> {
-    auto root = parse_msgpack(bytes);
-    if (!root) return root.error();
-    const json& j = root.value();
-    if (!is_tuple(j, kBatchFields)) return malformed("batch is not a 4-field array");
+    if (bytes.empty()) return malformed("empty body");
+    MsgpackReader r(bytes);
+    if (!r.tuple(kBatchFields)) return decode_error(bytes, "batch is not a 4-field array");
     MessageBatch batch;
-    if (!read_u32(j[0], batch.version)) return malformed("batch version is not an integer");
+    if (!r.uint32(batch.version)) return decode_error(bytes, "batch version is not an integer");
     if (batch.version != kProtocolVersion) {
-      return malformed("unsupported protocol version " + std::to_string(batch.version) +
-                       " (this node speaks " + std::to_string(kProtocolVersion) + ")");
+      return decode_error(bytes, unsupported_version(batch.version));
     }
-    if (!read_string(j[1], batch.cluster_id)) return malformed("batch cluster id is not a string");
-    if (!read_u64(j[2], batch.from)) return malformed("batch sender is not an unsigned integer");
-    if (!j[3].is_array()) return malformed("batch messages is not an array");
-    batch.messages.reserve(j[3].size());
-    for (const json& mj : j[3]) {
-      auto m = decode_message_json(mj);
-      if (!m) return m.error();
-      batch.messages.push_back(std::move(m.value()));
+    if (!r.str(batch.cluster_id)) return decode_error(bytes, "batch cluster id is not a string");
+    if (!r.uint(batch.from)) return decode_error(bytes, "batch sender is not an unsigned integer");
+    uint64_t count = 0;
+    if (!r.array(count)) return decode_error(bytes, "batch messages is not an array");
+    batch.messages.reserve(bounded_reserve(count, r.remaining(), kMinMessageBytes));
+    for (uint64_t i = 0; i < count; ++i) {
+      if (const char* error = read_message(r, batch.messages.emplace_back())) {
+        return decode_error(bytes, error);
+      }
     }
+    if (!r.at_end()) return decode_error(bytes, "bytes after the batch");
     return batch;
   });
 }
 
 std::string encode_snapshot_chunk(const SnapshotChunk& chunk, std::string_view data) {
-  json header = chunk.header ? encode_message_json(*chunk.header, /*with_snapshot_data=*/false)
-                             : json(nullptr);
-  return to_msgpack_string(json::array(
-      {chunk.version, chunk.cluster_id, chunk.from, chunk.to, chunk.transfer_id, chunk.offset,
-       chunk.total, chunk.total_crc, chunk.chunk_crc, std::move(header), to_bin(data)}));
+  size_t size = 1 + 9 * kMaxUintBytes + kMaxHeaderBytes + chunk.cluster_id.size() + 1 +
+                kMaxHeaderBytes + data.size();
+  if (chunk.header) size += max_message_size(*chunk.header, /*with_snapshot_data=*/false);
+  std::string out;
+  out.reserve(size);
+  MsgpackWriter w(out);
+  w.array(kChunkFields);
+  w.uint(chunk.version);
+  w.str(chunk.cluster_id);
+  w.uint(chunk.from);
+  w.uint(chunk.to);
+  w.uint(chunk.transfer_id);
+  w.uint(chunk.offset);
+  w.uint(chunk.total);
+  w.uint(chunk.total_crc);
+  w.uint(chunk.chunk_crc);
+  if (chunk.header) {
+    write_message(w, *chunk.header, /*with_snapshot_data=*/false);
+  } else {
+    w.nil();
+  }
+  w.bin(data);
+  return out;
 }
 
 Result<SnapshotChunk> decode_snapshot_chunk(std::string_view bytes) {
   return guarded([&]() -> Result<SnapshotChunk> {
-    auto root = parse_msgpack(bytes);
-    if (!root) return root.error();
-    const json& j = root.value();
-    if (!is_tuple(j, kChunkFields)) return malformed("snapshot chunk is not an 11-field array");
+    if (bytes.empty()) return malformed("empty body");
+    MsgpackReader r(bytes);
+    if (!r.tuple(kChunkFields)) {
+      return decode_error(bytes, "snapshot chunk is not an 11-field array");
+    }
     SnapshotChunk c;
-    if (!read_u32(j[0], c.version)) return malformed("chunk version is not an integer");
-    if (c.version != kProtocolVersion) {
-      return malformed("unsupported protocol version " + std::to_string(c.version) +
-                       " (this node speaks " + std::to_string(kProtocolVersion) + ")");
+    if (!r.uint32(c.version)) return decode_error(bytes, "chunk version is not an integer");
+    if (c.version != kProtocolVersion) return decode_error(bytes, unsupported_version(c.version));
+    if (!r.str(c.cluster_id) || !r.uint(c.from) || !r.uint(c.to) || !r.uint(c.transfer_id) ||
+        !r.uint(c.offset) || !r.uint(c.total) || !r.uint32(c.total_crc) || !r.uint32(c.chunk_crc)) {
+      return decode_error(bytes, "snapshot chunk header field has the wrong type");
     }
-    if (!read_string(j[1], c.cluster_id) || !read_u64(j[2], c.from) || !read_u64(j[3], c.to) ||
-        !read_u64(j[4], c.transfer_id) || !read_u64(j[5], c.offset) || !read_u64(j[6], c.total) ||
-        !read_u32(j[7], c.total_crc) || !read_u32(j[8], c.chunk_crc)) {
-      return malformed("snapshot chunk header field has the wrong type");
+    if (!r.nil()) {
+      Message header;
+      if (const char* error = read_message(r, header)) return decode_error(bytes, error);
+      if (!header.snapshot) {
+        return decode_error(bytes, "snapshot chunk header carries no snapshot");
+      }
+      c.header = std::move(header);
     }
-    if (!j[9].is_null()) {
-      auto header = decode_message_json(j[9]);
-      if (!header) return header.error();
-      if (!header->snapshot) return malformed("snapshot chunk header carries no snapshot");
-      c.header = std::move(header.value());
-    }
-    if (!read_bytes(j[10], c.data)) return malformed("snapshot chunk data is not a byte string");
+    if (!r.bytes(c.data)) return decode_error(bytes, "snapshot chunk data is not a byte string");
+    if (!r.at_end()) return decode_error(bytes, "bytes after the snapshot chunk");
     if (c.offset > c.total || c.data.size() > c.total - c.offset) {
       return malformed("snapshot chunk runs past the snapshot's total size");
     }
