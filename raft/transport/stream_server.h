@@ -34,6 +34,7 @@ class BufferedSocketStream final : public httplib::Stream {
   // A write that is a whole header block ("...\r\n\r\n", at most 8 KiB) is held back until the
   // next write, read or flush(); every other write goes out at once (with what is held back).
   ssize_t write(const char* ptr, size_t size) override;
+  // Both addresses are looked up once per stream (httplib asks for them on every request).
   void get_remote_ip_and_port(std::string& ip, int& port) const override;
   void get_local_ip_and_port(std::string& ip, int& port) const override;
   socket_t socket() const override { return sock_; }
@@ -65,6 +66,13 @@ class BufferedSocketStream final : public httplib::Stream {
   int sock_;
   int read_timeout_ms_;
   int write_timeout_ms_;
+  struct Address {
+    bool known = false;
+    std::string ip;
+    int port = 0;
+  };
+  mutable Address remote_;
+  mutable Address local_;
   std::string held_;  // a held-back header block
   char buffer_[4096];
   size_t begin_ = 0;

@@ -87,6 +87,11 @@ class StreamServerTest : public ::testing::Test {
     server_->Get("/hello", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("world", "text/plain");
     });
+    server_->Get("/whoami", [](const httplib::Request& req, httplib::Response& res) {
+      res.set_content(req.remote_addr + ":" + std::to_string(req.remote_port) + " " +
+                          req.local_addr + ":" + std::to_string(req.local_port),
+                      "text/plain");
+    });
     server_->Get("/slow", [this](const httplib::Request&, httplib::Response& res) {
       slow_started_.set_value();
       slow_release_.get_future().wait();
@@ -191,9 +196,10 @@ TEST_F(StreamServerTest, PipelinedRequestsInOneSegmentAreAllAnsweredInOrder) {
   const int sock = connect_to(port_);
   ASSERT_GE(sock, 0);
   // Three requests in one send: the bytes after the first request must not be lost with it.
-  const std::string requests = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
-                               "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
-                               "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string requests =
+      "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_EQ(::send(sock, requests.data(), requests.size(), 0),
             static_cast<ssize_t>(requests.size()));
   const std::string answers = read_until(sock, "HTTP/1.1 ", 3);
@@ -206,6 +212,25 @@ TEST_F(StreamServerTest, PipelinedRequestsInOneSegmentAreAllAnsweredInOrder) {
   ASSERT_NE(third, std::string::npos) << answers;
   EXPECT_LT(first, second);
   EXPECT_LT(second, third);
+}
+
+TEST_F(StreamServerTest, EveryRequestOfAConnectionSeesItsAddresses) {
+  start();
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  sockaddr_in mine{};
+  socklen_t len = sizeof(mine);
+  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&mine), &len), 0);
+  const std::string expected =
+      "127.0.0.1:" + std::to_string(ntohs(mine.sin_port)) + " 127.0.0.1:" + std::to_string(port_);
+  const std::string request = "GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 2; ++i) {  // the second answer comes from the addresses looked up once
+    ASSERT_EQ(::send(sock, request.data(), request.size(), 0),
+              static_cast<ssize_t>(request.size()));
+    const std::string answer = read_until(sock, expected, 1);
+    EXPECT_NE(answer.find(expected), std::string::npos) << answer;
+  }
+  ::close(sock);
 }
 
 TEST_F(StreamServerTest, AnIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
