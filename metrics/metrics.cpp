@@ -291,11 +291,28 @@ std::string Metrics::route_label(const std::string& route_pattern) {
 
 void Metrics::observe_request(const std::string& route, const std::string& method, int status,
                               std::chrono::nanoseconds duration) {
-  const std::string label = route_label(route);
-  http_requests_
-      .Add({{"route", label}, {"method", method_label(method)}, {"code", std::to_string(status)}})
-      .Increment();
-  http_request_duration_.Add({{"route", label}}, latency_buckets()).Observe(seconds(duration));
+  std::string key = route;
+  key += '\n';
+  key += method_label(method);
+  key += '\n';
+  key += std::to_string(status);
+  RequestSeries series;
+  {
+    std::lock_guard lock(request_series_mu_);
+    auto it = request_series_.find(key);
+    if (it == request_series_.end()) {
+      // Family::Add returns the series it holds for good (nothing here ever removes one).
+      const std::string label = route_label(route);
+      RequestSeries found;
+      found.requests = &http_requests_.Add(
+          {{"route", label}, {"method", method_label(method)}, {"code", std::to_string(status)}});
+      found.duration = &http_request_duration_.Add({{"route", label}}, latency_buckets());
+      it = request_series_.emplace(std::move(key), found).first;
+    }
+    series = it->second;
+  }
+  series.requests->Increment();
+  series.duration->Observe(seconds(duration));
 }
 
 void RaftObserver::on_soft_state(const raft::SoftState& state) {

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -100,6 +101,13 @@ class Metrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Family<prometheus::Histogram>& http_request_duration_;
+  // The series each (route, method, status) of a request reaches, looked up in the families once.
+  struct RequestSeries {
+    prometheus::Counter* requests = nullptr;
+    prometheus::Histogram* duration = nullptr;
+  };
+  std::mutex request_series_mu_;
+  std::unordered_map<std::string, RequestSeries> request_series_;
   mutable std::mutex serialize_mu_;  // also guards the sources
   NodeStatusSource node_status_source_;
   TransportStatsSource transport_stats_source_;
