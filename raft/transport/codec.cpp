@@ -74,15 +74,10 @@ class MsgpackWriter {
   void uint(uint64_t v) {
     if (v < 128) {
       byte(static_cast<uint8_t>(v));
-    } else if (v <= UINT8_MAX) {
-      char b[2] = {static_cast<char>(0xCC), static_cast<char>(v)};
-      out_.append(b, 2);
-    } else if (v <= UINT16_MAX) {
-      with_be(0xCD, v, 2);
-    } else if (v <= UINT32_MAX) {
-      with_be(0xCE, v, 4);
-    } else {
+    } else if (v > UINT32_MAX) {
       with_be(0xCF, v, 8);
+    } else {
+      sized(0xCC, 0xCD, 0xCE, v);
     }
   }
 
@@ -102,35 +97,33 @@ class MsgpackWriter {
 
   // A byte string: msgpack bin (nlohmann's binary without a subtype), even when empty.
   void bin(std::string_view bytes) {
-    const size_t n = bytes.size();
-    if (n <= UINT8_MAX) {
-      char b[2] = {static_cast<char>(0xC4), static_cast<char>(n)};
-      out_.append(b, 2);
-    } else if (n <= UINT16_MAX) {
-      with_be(0xC5, n, 2);
-    } else if (n <= UINT32_MAX) {
-      with_be(0xC6, n, 4);
-    }
-    out_.append(bytes.data(), n);
+    sized(0xC4, 0xC5, 0xC6, bytes.size());
+    out_.append(bytes.data(), bytes.size());
   }
 
   void str(std::string_view s) {
-    const size_t n = s.size();
-    if (n <= 31) {
-      byte(static_cast<uint8_t>(0xA0 | n));
-    } else if (n <= UINT8_MAX) {
-      char b[2] = {static_cast<char>(0xD9), static_cast<char>(n)};
-      out_.append(b, 2);
-    } else if (n <= UINT16_MAX) {
-      with_be(0xDA, n, 2);
-    } else if (n <= UINT32_MAX) {
-      with_be(0xDB, n, 4);
+    if (s.size() <= 31) {
+      byte(static_cast<uint8_t>(0xA0 | s.size()));
+    } else {
+      sized(0xD9, 0xDA, 0xDB, s.size());
     }
-    out_.append(s.data(), n);
+    out_.append(s.data(), s.size());
   }
 
  private:
   void byte(uint8_t b) { out_.push_back(static_cast<char>(b)); }
+
+  // `v` (a length or a number) in the narrowest of 8, 16 and 32 bits, after that width's type
+  // byte. Beyond 32 bits nlohmann writes no header at all; neither do we.
+  void sized(uint8_t type8, uint8_t type16, uint8_t type32, uint64_t v) {
+    if (v <= UINT8_MAX) {
+      with_be(type8, v, 1);
+    } else if (v <= UINT16_MAX) {
+      with_be(type16, v, 2);
+    } else if (v <= UINT32_MAX) {
+      with_be(type32, v, 4);
+    }
+  }
 
   // A type byte followed by the low `width` bytes of `v`, big-endian.
   void with_be(uint8_t type, uint64_t v, int width) {
