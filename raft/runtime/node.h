@@ -1,5 +1,5 @@
-// raft::Node — the node runtime: one event-loop thread that drives raft::Core, persists, sends
-// and applies, in that order. It is the only code that touches the core.
+// raft::Node — the node runtime: one event-loop thread that drives raft::Core: applies what is
+// committed and already stored, persists, sends. It is the only code that touches the core.
 #pragma once
 
 #include <poll.h>
