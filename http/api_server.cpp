@@ -375,6 +375,16 @@ Status ApiServer::start() {
   const size_t threads = options_.threads;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   register_handlers(*server_, ".*");
+  // Plain requests skip httplib's request processing (see StreamServer::set_direct_handler); an
+  // event stream (observe with Accept: text/event-stream) is written by httplib's content
+  // provider, so it is declined here.
+  server_->set_direct_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.get_header_value("Accept").find("text/event-stream") != std::string::npos) {
+      return false;
+    }
+    handle(req, res);
+    return true;
+  });
   // Errors httplib produces itself (413 over the body limit, 400 unparsable request) get the
   // contract's JSON shape; our own error bodies are left alone.
   server_->set_error_handler(

@@ -4,10 +4,12 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <string_view>
@@ -40,6 +42,210 @@ void set_receive_timeout(int sock, int timeout_ms) {
 
 int to_ms(time_t sec, time_t usec) {
   return static_cast<int>(sec * 1000 + usec / 1000);
+}
+
+// httplib's reason phrases (detail::status_message is not exported by the compiled library);
+// the direct-path equivalence tests compare every status from 100 to 599 with httplib's own.
+const char* status_message(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocol";
+    case 102:
+      return "Processing";
+    case 103:
+      return "Early Hints";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 203:
+      return "Non-Authoritative Information";
+    case 204:
+      return "No Content";
+    case 205:
+      return "Reset Content";
+    case 206:
+      return "Partial Content";
+    case 207:
+      return "Multi-Status";
+    case 208:
+      return "Already Reported";
+    case 226:
+      return "IM Used";
+    case 300:
+      return "Multiple Choice";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 305:
+      return "Use Proxy";
+    case 306:
+      return "unused";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 402:
+      return "Payment Required";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 407:
+      return "Proxy Authentication Required";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 416:
+      return "Range Not Satisfiable";
+    case 417:
+      return "Expectation Failed";
+    case 418:
+      return "I'm a teapot";
+    case 421:
+      return "Misdirected Request";
+    case 422:
+      return "Unprocessable Entity";
+    case 423:
+      return "Locked";
+    case 424:
+      return "Failed Dependency";
+    case 425:
+      return "Too Early";
+    case 426:
+      return "Upgrade Required";
+    case 428:
+      return "Precondition Required";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 451:
+      return "Unavailable For Legal Reasons";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    case 506:
+      return "Variant Also Negotiates";
+    case 507:
+      return "Insufficient Storage";
+    case 508:
+      return "Loop Detected";
+    case 510:
+      return "Not Extended";
+    case 511:
+      return "Network Authentication Required";
+    default:
+      return "Internal Server Error";
+  }
+}
+
+bool is_token_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool is_space_or_tab(char c) {
+  return c == ' ' || c == '\t';
+}
+
+// A request line the direct path takes: "METHOD /target HTTP/1.x" with one space between the
+// parts, a method it serves, a target without controls, spaces or a fragment and at most one '?'.
+struct RequestLine {
+  std::string_view method, target, version;
+};
+
+std::optional<RequestLine> parse_plain_request_line(std::string_view line) {
+  for (char c : line) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return std::nullopt;
+  }
+  const size_t first = line.find(' ');
+  if (first == std::string_view::npos) return std::nullopt;
+  const size_t second = line.find(' ', first + 1);
+  if (second == std::string_view::npos || line.find(' ', second + 1) != std::string_view::npos) {
+    return std::nullopt;
+  }
+  RequestLine out{line.substr(0, first), line.substr(first + 1, second - first - 1),
+                  line.substr(second + 1)};
+  static constexpr std::string_view kMethods[] = {"GET",    "POST",  "PUT",
+                                                  "DELETE", "PATCH", "OPTIONS"};
+  if (std::find(std::begin(kMethods), std::end(kMethods), out.method) == std::end(kMethods)) {
+    return std::nullopt;
+  }
+  if (out.version != "HTTP/1.1" && out.version != "HTTP/1.0") return std::nullopt;
+  if (out.target.empty() || out.target.front() != '/' ||
+      out.target.find('#') != std::string_view::npos || out.target.back() == '?' ||
+      std::count(out.target.begin(), out.target.end(), '?') > 1) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+// Adds one "Name: value" header line (without its CRLF) the way httplib does: the value without
+// the spaces and tabs around it, %-escapes decoded. False for a line the direct path leaves to
+// httplib (no name, a name that is not a token, an empty value, control characters).
+bool add_header(std::string_view line, httplib::Headers& headers) {
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  const std::string_view name = line.substr(0, colon);
+  if (!std::all_of(name.begin(), name.end(), is_token_char)) return false;
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && is_space_or_tab(value.front())) value.remove_prefix(1);
+  while (!value.empty() && is_space_or_tab(value.back())) value.remove_suffix(1);
+  if (value.empty()) return false;
+  for (char c : value) {
+    if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  headers.emplace(std::string(name), value.find('%') == std::string_view::npos
+                                         ? std::string(value)
+                                         : httplib::detail::decode_url(std::string(value), false));
+  return true;
+}
+
+// A Content-Length the direct path takes: 1 to 18 digits.
+std::optional<size_t> parse_length(const std::string& text) {
+  if (text.empty() || text.size() > 18 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  return static_cast<size_t>(std::stoull(text));
 }
 
 }  // namespace
@@ -187,6 +393,53 @@ ssize_t BufferedSocketStream::recv_retrying(char* ptr, size_t size) {
   return n;
 }
 
+StreamServer& StreamServer::set_error_handler(HandlerWithResponse handler) {
+  error_handler_copy_ = handler;
+  httplib::Server::set_error_handler(std::move(handler));
+  return *this;
+}
+
+StreamServer& StreamServer::set_exception_handler(ExceptionHandler handler) {
+  exception_handler_copy_ = handler;
+  httplib::Server::set_exception_handler(std::move(handler));
+  return *this;
+}
+
+StreamServer& StreamServer::set_default_headers(httplib::Headers headers) {
+  httplib_extras_ = true;
+  httplib::Server::set_default_headers(std::move(headers));
+  return *this;
+}
+
+StreamServer& StreamServer::set_pre_routing_handler(HandlerWithResponse handler) {
+  httplib_extras_ = true;
+  httplib::Server::set_pre_routing_handler(std::move(handler));
+  return *this;
+}
+
+StreamServer& StreamServer::set_post_routing_handler(Handler handler) {
+  httplib_extras_ = true;
+  httplib::Server::set_post_routing_handler(std::move(handler));
+  return *this;
+}
+
+StreamServer& StreamServer::set_logger(httplib::Logger logger) {
+  httplib_extras_ = true;
+  httplib::Server::set_logger(std::move(logger));
+  return *this;
+}
+
+bool StreamServer::set_mount_point(const std::string& mount_point, const std::string& dir,
+                                   httplib::Headers headers) {
+  httplib_extras_ = true;
+  return httplib::Server::set_mount_point(mount_point, dir, std::move(headers));
+}
+
+bool StreamServer::set_base_dir(const std::string& dir, const std::string& mount_point) {
+  httplib_extras_ = true;
+  return httplib::Server::set_base_dir(dir, mount_point);
+}
+
 void StreamServer::shut_down_connections() {
   std::lock_guard lock(mutex_);
   // The first call lets busy connections write their answer; a repeated one cuts them off.
@@ -236,7 +489,10 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
     }
     bool connection_closed = false;
     const bool last = served + 1 == keep_alive_max_count_;
-    ok = process_request(stream, last, connection_closed, [](httplib::Request&) {});
+    std::optional<bool> direct;
+    if (direct_handler_) direct = serve_directly(stream, last, connection_closed);
+    ok = direct ? *direct
+                : process_request(stream, last, connection_closed, [](httplib::Request&) {});
     if (!stream.flush()) ok = false;
     {
       std::lock_guard lock(mutex_);
@@ -254,6 +510,149 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
     ::close(sock);
   }
   return ok;
+}
+
+std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, bool last,
+                                                 bool& connection_closed) {
+  // httplib answers a socket it cannot select() on with 500 (it is built without poll support);
+  // such a connection stays with it so that every connection is answered alike.
+  if (stream.socket() >= FD_SETSIZE) return std::nullopt;
+  // Without an exception handler httplib writes the exception into a header of its own making;
+  // a server with default headers, routing hooks, a logger or mounted files has httplib features
+  // the direct path does not reproduce.
+  if (!exception_handler_copy_ || httplib_extras_) return std::nullopt;
+  // The whole header block, from the buffer (reading more while it is incomplete).
+  size_t head_end;
+  while (true) {
+    const std::string_view got = stream.buffered_view();
+    head_end = got.find("\r\n\r\n");
+    if (head_end != std::string_view::npos) break;
+    // A bare LF ends lines for nobody here: httplib's reader handles (skips) such lines.
+    for (size_t i = got.find('\n'); i != std::string_view::npos; i = got.find('\n', i + 1)) {
+      if (i == 0 || got[i - 1] != '\r') return std::nullopt;
+    }
+    if (got.size() >= BufferedSocketStream::kBufferBytes || !stream.read_more()) {
+      return std::nullopt;
+    }
+  }
+  const std::string_view head = stream.buffered_view().substr(0, head_end + 2);
+  const size_t line_end = head.find("\r\n");
+  const auto line = parse_plain_request_line(head.substr(0, line_end));
+  if (!line) return std::nullopt;
+
+  httplib::Request req;
+  for (size_t at = line_end + 2; at < head.size();) {
+    const size_t end = head.find("\r\n", at);
+    const std::string_view header = head.substr(at, end - at);
+    if (header.find('\n') != std::string_view::npos || !add_header(header, req.headers)) {
+      return std::nullopt;
+    }
+    at = end + 2;
+  }
+  // Left to httplib: bodies it reads in its own ways, ranges, compression, 100-continue.
+  for (const char* name : {"Transfer-Encoding", "Expect", "Range", "Accept-Encoding"}) {
+    if (req.has_header(name)) return std::nullopt;
+  }
+  // httplib decodes request bodies by Content-Encoding and parses multipart forms itself.
+  if (req.has_header("Content-Encoding") || req.is_multipart_form_data()) return std::nullopt;
+  req.method = std::string(line->method);
+  req.version = std::string(line->version);
+  req.target = std::string(line->target);
+  // (line and head point into the buffer, which read_more() below may move: from here on only
+  // req's own copies are used.)
+  const size_t query_at = req.target.find('?');
+  req.path = req.target.substr(0, query_at);
+  if (req.path.find('%') != std::string::npos)
+    req.path = httplib::detail::decode_url(req.path, false);
+  // httplib's handler patterns (".*") match no line break, so such a path is its 404.
+  if (req.path.find_first_of("\r\n") != std::string::npos) return std::nullopt;
+  if (query_at != std::string::npos) {
+    httplib::detail::parse_query_text(req.target.substr(query_at + 1), req.params);
+  }
+  size_t body_length = 0;
+  const size_t lengths = req.get_header_value_count("Content-Length");
+  if (lengths > 1) return std::nullopt;
+  if (lengths == 1) {
+    const auto length = parse_length(req.get_header_value("Content-Length"));
+    if (!length || *length > payload_max_length_) return std::nullopt;
+    body_length = *length;
+  }
+  // httplib reads no body of a GET or OPTIONS, and reads a POST, PUT or PATCH without a length
+  // until the end of the stream (unless its handler reads none): both stay with it.
+  const bool takes_body = req.method != "GET" && req.method != "OPTIONS";
+  if (!takes_body && body_length > 0) return std::nullopt;
+  if (takes_body && lengths == 0 && req.method != "DELETE") return std::nullopt;
+  const size_t request_bytes = head_end + 4 + body_length;
+  if (request_bytes > BufferedSocketStream::kBufferBytes) return std::nullopt;
+  while (stream.buffered_view().size() < request_bytes) {
+    if (!stream.read_more()) return std::nullopt;
+  }
+  req.body.assign(stream.buffered_view().substr(head_end + 4, body_length));
+
+  stream.get_remote_ip_and_port(req.remote_addr, req.remote_port);
+  req.set_header("REMOTE_ADDR", req.remote_addr);
+  req.set_header("REMOTE_PORT", std::to_string(req.remote_port));
+  stream.get_local_ip_and_port(req.local_addr, req.local_port);
+  req.set_header("LOCAL_ADDR", req.local_addr);
+  req.set_header("LOCAL_PORT", std::to_string(req.local_port));
+
+  httplib::Response res;
+  res.version = "HTTP/1.1";
+  try {
+    if (!direct_handler_(req, res)) return std::nullopt;  // declined: httplib serves it
+  } catch (...) {
+    exception_handler_copy_(req, res, std::current_exception());
+  }
+  stream.consume(request_bytes);
+  direct_requests_.fetch_add(1, std::memory_order_relaxed);
+  if (req.get_header_value("Connection") == "close" ||
+      (req.version == "HTTP/1.0" && req.get_header_value("Connection") != "Keep-Alive")) {
+    connection_closed = true;
+  }
+  if (res.status == -1) res.status = 200;
+  return write_direct_response(stream, last, req, res);
+}
+
+bool StreamServer::write_direct_response(BufferedSocketStream& stream, bool close_connection,
+                                         const httplib::Request& req, httplib::Response& res) {
+  if (res.content_provider_) {
+    // A direct handler must decline an answer it would stream; this one did not.
+    res = httplib::Response();
+    res.status = 500;
+  }
+  // As httplib::Server::write_response_core does for a routed request without ranges or
+  // compression.
+  if (res.status >= 400 && error_handler_copy_) error_handler_copy_(req, res);
+  if (!res.body.empty()) res.set_header("Content-Length", std::to_string(res.body.size()));
+  if (close_connection || req.get_header_value("Connection") == "close") {
+    res.set_header("Connection", "close");
+  } else {
+    res.set_header("Keep-Alive", "timeout=" + std::to_string(keep_alive_timeout_sec_) +
+                                     ", max=" + std::to_string(keep_alive_max_count_));
+  }
+  if (!res.has_header("Content-Type") && !res.body.empty()) {
+    res.set_header("Content-Type", "text/plain");
+  }
+  if (!res.has_header("Content-Length") && res.body.empty()) {
+    res.set_header("Content-Length", "0");
+  }
+  std::string out;
+  out.reserve(256 + res.body.size());
+  out += "HTTP/1.1 ";
+  out += std::to_string(res.status);
+  out += ' ';
+  out += status_message(res.status);
+  out += "\r\n";
+  for (const auto& [name, value] : res.headers) {
+    // httplib formats each with "%s: %s": a name or value stops at an embedded NUL.
+    out += name.c_str();
+    out += ": ";
+    out += value.c_str();
+    out += "\r\n";
+  }
+  out += "\r\n";
+  out += res.body;
+  return stream.write(out.data(), out.size()) == static_cast<ssize_t>(out.size());
 }
 
 bool StreamServer::starts_with_takeover_prefix(BufferedSocketStream& stream) const {

@@ -10,11 +10,13 @@
 
 #include <httplib.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -48,8 +50,13 @@ class BufferedSocketStream final : public httplib::Stream {
   // the socket's SO_RCVTIMEO (the caller sets it to the idle timeout), instead of poll() + recv().
   // False at end of stream, on an error, or when the wait timed out.
   bool await_request();
-  // Reads more into the buffer (waiting at most the read timeout); false when nothing more came.
+  // Reads more into the buffer (waiting at most the read timeout); false when nothing more came
+  // (or the buffer is full).
   bool read_more();
+  // Drops the first n buffered bytes (n <= buffered_view().size()).
+  void consume(size_t n) { begin_ += n; }
+  // The buffer's capacity: a request larger than this is never parsed from the buffer whole.
+  static constexpr size_t kBufferBytes = 4096;
 
   // Sends what is held back; false when the connection failed.
   bool flush();
@@ -74,7 +81,7 @@ class BufferedSocketStream final : public httplib::Stream {
   mutable Address remote_;
   mutable Address local_;
   std::string held_;  // a held-back header block
-  char buffer_[4096];
+  char buffer_[kBufferBytes];
   size_t begin_ = 0;
   size_t end_ = 0;
 };
@@ -105,14 +112,55 @@ class StreamServer final : public httplib::Server {
     takeover_ = std::move(handler);
   }
 
+  // The direct path: a plain request is parsed by this server from the connection's buffer and
+  // handed to `handler` with its body read, instead of going through httplib's request
+  // processing (its parser, regex routing and header handling cost more CPU than the rest of a
+  // request together). The handler returns false to decline without touching the response
+  // (httplib then serves the request as usual: e.g. a handler that streams with a content
+  // provider); true when it answered. The answer is written as httplib writes it: the same status
+  // line, headers in the same order, the error handler applied to a status >= 400, the exception
+  // handler to a throw. Set before listening. Requests that are not plain go to httplib, so every
+  // behaviour outside the direct path is httplib's own: a body that is chunked, encoded,
+  // multipart, behind Expect, of unknown length or not read by httplib (GET); Range or
+  // Accept-Encoding; HEAD and other methods; anything odd in the request line or a header line; a
+  // line break in the decoded path; a request larger than the connection's buffer. The direct
+  // path is off while the server has no exception handler, or has default headers, routing
+  // hooks, a logger or mounted directories.
+  using DirectHandler = std::function<bool(const httplib::Request&, httplib::Response&)>;
+  void set_direct_handler(DirectHandler handler) { direct_handler_ = std::move(handler); }
+  // Same as httplib::Server's; the direct path applies the first two, and the others turn it off.
+  StreamServer& set_error_handler(HandlerWithResponse handler);
+  StreamServer& set_exception_handler(ExceptionHandler handler);
+  StreamServer& set_default_headers(httplib::Headers headers);
+  StreamServer& set_pre_routing_handler(HandlerWithResponse handler);
+  StreamServer& set_post_routing_handler(Handler handler);
+  StreamServer& set_logger(httplib::Logger logger);
+  bool set_mount_point(const std::string& mount_point, const std::string& dir,
+                       httplib::Headers headers = httplib::Headers());
+  bool set_base_dir(const std::string& dir, const std::string& mount_point = std::string());
+  // How many requests the direct path answered (for tests and metrics).
+  size_t direct_requests() const { return direct_requests_.load(std::memory_order_relaxed); }
+
  private:
   bool process_and_close_socket(socket_t sock) override;
+  // Serves the buffered request through the direct path: nullopt when it is not plain or the
+  // handler declined (nothing consumed; httplib serves it), else whether the connection stays
+  // usable. Sets connection_closed when the request asked for the connection to be closed.
+  std::optional<bool> serve_directly(BufferedSocketStream& stream, bool last,
+                                     bool& connection_closed);
+  bool write_direct_response(BufferedSocketStream& stream, bool close_connection,
+                             const httplib::Request& req, httplib::Response& res);
   // Do the first bytes of a new connection start with the takeover prefix?
   bool starts_with_takeover_prefix(BufferedSocketStream& stream) const;
 
   const StreamServerOptions options_;
   std::string takeover_prefix_;
   Takeover takeover_;
+  DirectHandler direct_handler_;
+  HandlerWithResponse error_handler_copy_;
+  ExceptionHandler exception_handler_copy_;
+  bool httplib_extras_ = false;  // see set_direct_handler
+  std::atomic<size_t> direct_requests_{0};
   std::mutex mutex_;
   std::map<int, bool> open_;  // socket -> idle (waiting for the next request)
   bool closing_ = false;
