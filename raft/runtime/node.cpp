@@ -314,7 +314,12 @@ void Node::track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::a
     // Already applied (a forwarded proposal whose answer arrived late): look up its result.
     for (auto it = recent_results_.rbegin(); it != recent_results_.rend(); ++it) {
       if (it->id.index != id.index) continue;
-      if (it->id.term == id.term) {
+      if (it->id.term == id.term && it->answered_locally) {
+        // Its result went to the proposal that was waiting for it (a second claim on one entry
+        // cannot happen; if it ever did, the outcome is not this caller's to know).
+        promise->set_value(
+            make_error(ErrorCode::kTimeout, "the entry's outcome is no longer known"));
+      } else if (it->id.term == id.term) {
         promise->set_value(it->result);
       } else {
         promise->set_value(
@@ -707,12 +712,16 @@ void Node::apply_entries(const std::vector<Entry>& entries) {
     std::any result;
     if (entry.type == EntryType::kNormal) result = state_machine_.apply(entry.index, entry.data);
     // Every entry, no-ops too: a late forwarded answer is matched by (index, term).
-    recent_results_.push_back(AppliedResult{EntryId{entry.index, entry.term}, result});
-    if (recent_results_.size() > kRecentResults) recent_results_.pop_front();
+    if (recent_results_.size() == kRecentResults) recent_results_.pop_front();
+    recent_results_.push_back(AppliedResult{EntryId{entry.index, entry.term}, {}, false});
     auto it = proposals_.find(entry.index);
+    if (it == proposals_.end() || it->second.term != entry.term) {
+      recent_results_.back().result = std::move(result);
+    }
     if (it == proposals_.end()) continue;
     if (it->second.term == entry.term) {
       if (observer_) observer_->on_commit_latency(Clock::now() - it->second.proposed_at);
+      recent_results_.back().answered_locally = true;
       completions_.push_back(Completion{it->second.promise, std::move(result)});
     } else {
       completions_.push_back(Completion{

@@ -251,9 +251,13 @@ class Node {
   Forwarder forwarder_;
   // Results of recently applied entries, so a forwarded proposal whose entry was applied before
   // the leader's answer arrived still gets its result.
+  // What an applied entry gave, for a forwarded proposal whose answer arrives after the entry was
+  // applied. An entry that had a local proposal waiting gave its result to it (moved, not copied:
+  // results can be large) and keeps none here; no second proposal can claim the same entry.
   struct AppliedResult {
     EntryId id;
     std::any result;
+    bool answered_locally = false;
   };
   std::deque<AppliedResult> recent_results_;
   // Answers to proposals applied in the current Ready; given out only after the published status

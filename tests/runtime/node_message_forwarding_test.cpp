@@ -3,7 +3,11 @@
 // as an unknown outcome, never as a failure that invites a second copy.
 #include <gtest/gtest.h>
 
+#include <map>
+#include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/runtime/runtime_harness.h"
 
@@ -210,6 +214,71 @@ TEST(NodeMessageForwarding, ANodeThatIsNotTheLeaderRefusesAForwardWithNotLeader)
   EXPECT_TRUE(response.reject);
   EXPECT_TRUE(response.entries.empty());
   EXPECT_EQ(static_cast<ErrorCode>(response.reject_hint), ErrorCode::kNotLeader);
+}
+
+TEST(NodeMessageForwarding, AnAnswerThatArrivesAfterTheEntryWasAppliedGetsItsResult) {
+  // The leader's answer to a forward is held back until the follower has applied the entries (it
+  // learns them from the appends): the proposals are then answered from the results the follower
+  // kept, each with its own entry's result; an answer naming the right index with another term
+  // is refused as dropped.
+  InProcessCluster cluster(message_forwarding_config());
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  const NodeId follower = cluster.others(*leader).front();
+  std::mutex mu;
+  std::vector<Message> answers;
+  cluster.set_drop_filter([&](const Message& m) {
+    if (m.type != MessageType::kForwardResponse) return false;
+    std::lock_guard lock(mu);
+    answers.push_back(m);
+    return true;  // held back: delivered by the test after the entries were applied
+  });
+  std::vector<std::future<Result<std::any>>> pending;
+  for (int i = 0; i < 3; ++i) {
+    pending.push_back(cluster.node(follower).propose("late" + std::to_string(i)));
+  }
+  ASSERT_TRUE(InProcessCluster::wait_until([&] {
+    return cluster.machine(follower).has_command("late0") &&
+           cluster.machine(follower).has_command("late1") &&
+           cluster.machine(follower).has_command("late2");
+  }));
+  std::vector<Message> held;
+  {
+    std::lock_guard lock(mu);
+    held = answers;
+  }
+  ASSERT_FALSE(held.empty());
+  std::map<std::string, Index> index_of;  // command -> where the leader appended it
+  for (const Message& answer : held) {
+    ASSERT_FALSE(answer.reject);
+    for (const Entry& where : answer.entries) {
+      for (const auto& [index, command] : cluster.machine(follower).applied()) {
+        if (index == where.index) index_of[command] = index;
+      }
+    }
+  }
+  ASSERT_EQ(index_of.size(), 3u);
+  // The first forward's answer with a wrong term for its first entry: that claim is refused.
+  Message wrong = held.front();
+  std::vector<Message> rest(held.begin() + 1, held.end());
+  ASSERT_FALSE(wrong.entries.empty());
+  const Index wrong_index = wrong.entries.front().index;
+  wrong.entries.front().term += 1;
+  cluster.node(follower).receive({wrong});
+  cluster.node(follower).receive(rest);
+  for (int i = 0; i < 3; ++i) {
+    const std::string command = "late" + std::to_string(i);
+    const Result<std::any> answer = await(pending[static_cast<size_t>(i)]);
+    if (index_of[command] == wrong_index) {
+      ASSERT_FALSE(answer.ok()) << command;
+      EXPECT_EQ(answer.error().code, ErrorCode::kDropped) << answer.error().message;
+      continue;
+    }
+    ASSERT_TRUE(answer.ok()) << command << ": " << answer.error().message;
+    EXPECT_EQ(std::any_cast<std::string>(answer.value()),
+              RecordingStateMachine::result_for(follower, command, index_of[command]));
+  }
 }
 
 }  // namespace
