@@ -114,11 +114,25 @@ using Command = std::variant<CreateLease, RevokeLease, ExpireLease, Acquire, Can
 // Short snake_case name of the command kind ("acquire", "release", ...), for logs and metrics.
 const char* command_name(const Command& command);
 
-// Serialises a command for the Raft log (MessagePack). Deterministic.
+// Serialises a command for the Raft log (MessagePack). Deterministic: byte for byte what
+// detail::encode_command_generic (nlohmann's to_msgpack of the command's object) writes.
 std::string encode_command(const Command& command);
 
 // Parses a log entry's bytes. Never throws: malformed bytes give ErrorCode::kInvalidArgument.
 // Checks structure and types only; value ranges are checked when the command is applied.
+// A command in the shape encode_command writes is read straight from its bytes; anything else
+// (another key order is fine, but e.g. nested values, map16, duplicate keys, trailing bytes, a
+// missing or mistyped field) goes through detail::decode_command_generic, so the two agree on
+// every input: the same command, or the same error.
 Result<Command> decode_command(std::string_view bytes);
+
+namespace detail {
+// The command as a nlohmann object with an "op" member, through to_msgpack: the encoding's
+// definition, and the oracle encode_command's tests compare with.
+std::string encode_command_generic(const Command& command);
+// The general decoder (nlohmann's MessagePack parser and typed field readers): decode_command's
+// fallback, and the oracle its tests compare with.
+Result<Command> decode_command_generic(std::string_view bytes);
+}  // namespace detail
 
 }  // namespace raftlock::lockservice
