@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <strings.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -218,14 +219,33 @@ std::optional<RequestLine> parse_plain_request_line(std::string_view line) {
   return out;
 }
 
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// What the direct path needs to know of a request's headers, noted while they are parsed (each
+// name is compared once, instead of a case-insensitive map lookup per question).
+struct NotedHeaders {
+  size_t content_lengths = 0;
+  std::string content_length;  // the first
+  std::optional<std::string> connection;
+  std::optional<std::string> content_type;
+};
+
 // Adds one "Name: value" header line (without its CRLF) the way httplib does: the value without
 // the spaces and tabs around it, %-escapes decoded. False for a line the direct path leaves to
-// httplib (no name, a name that is not a token, an empty value, control characters).
-bool add_header(std::string_view line, httplib::Headers& headers) {
+// httplib (no name, a name that is not a token, an empty value, control characters), and for the
+// headers that make a request not plain: a body httplib reads in its own ways (chunked, encoded,
+// behind Expect), ranges and compression of the answer.
+bool add_header(std::string_view line, httplib::Headers& headers, NotedHeaders& noted) {
   const size_t colon = line.find(':');
   if (colon == std::string_view::npos || colon == 0) return false;
   const std::string_view name = line.substr(0, colon);
   if (!std::all_of(name.begin(), name.end(), is_token_char)) return false;
+  for (std::string_view refused :
+       {"Transfer-Encoding", "Expect", "Range", "Accept-Encoding", "Content-Encoding"}) {
+    if (same_name(name, refused)) return false;
+  }
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && is_space_or_tab(value.front())) value.remove_prefix(1);
   while (!value.empty() && is_space_or_tab(value.back())) value.remove_suffix(1);
@@ -233,9 +253,18 @@ bool add_header(std::string_view line, httplib::Headers& headers) {
   for (char c : value) {
     if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) return false;
   }
-  headers.emplace(std::string(name), value.find('%') == std::string_view::npos
-                                         ? std::string(value)
-                                         : httplib::detail::decode_url(std::string(value), false));
+  std::string text = value.find('%') == std::string_view::npos
+                         ? std::string(value)
+                         : httplib::detail::decode_url(std::string(value), false);
+  // httplib's get_header_value answers with the first of equal names.
+  if (same_name(name, "Content-Length")) {
+    if (noted.content_lengths++ == 0) noted.content_length = text;
+  } else if (same_name(name, "Connection")) {
+    if (!noted.connection) noted.connection = text;
+  } else if (same_name(name, "Content-Type")) {
+    if (!noted.content_type) noted.content_type = text;
+  }
+  headers.emplace(std::string(name), std::move(text));
   return true;
 }
 
@@ -541,20 +570,19 @@ std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, b
   if (!line) return std::nullopt;
 
   httplib::Request req;
+  NotedHeaders noted;
   for (size_t at = line_end + 2; at < head.size();) {
     const size_t end = head.find("\r\n", at);
     const std::string_view header = head.substr(at, end - at);
-    if (header.find('\n') != std::string_view::npos || !add_header(header, req.headers)) {
+    if (header.find('\n') != std::string_view::npos || !add_header(header, req.headers, noted)) {
       return std::nullopt;
     }
     at = end + 2;
   }
-  // Left to httplib: bodies it reads in its own ways, ranges, compression, 100-continue.
-  for (const char* name : {"Transfer-Encoding", "Expect", "Range", "Accept-Encoding"}) {
-    if (req.has_header(name)) return std::nullopt;
+  // httplib parses multipart forms itself (Request::is_multipart_form_data).
+  if (noted.content_type && noted.content_type->rfind("multipart/form-data", 0) == 0) {
+    return std::nullopt;
   }
-  // httplib decodes request bodies by Content-Encoding and parses multipart forms itself.
-  if (req.has_header("Content-Encoding") || req.is_multipart_form_data()) return std::nullopt;
   req.method = std::string(line->method);
   req.version = std::string(line->version);
   req.target = std::string(line->target);
@@ -570,10 +598,10 @@ std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, b
     httplib::detail::parse_query_text(req.target.substr(query_at + 1), req.params);
   }
   size_t body_length = 0;
-  const size_t lengths = req.get_header_value_count("Content-Length");
+  const size_t lengths = noted.content_lengths;
   if (lengths > 1) return std::nullopt;
   if (lengths == 1) {
-    const auto length = parse_length(req.get_header_value("Content-Length"));
+    const auto length = parse_length(noted.content_length);
     if (!length || *length > payload_max_length_) return std::nullopt;
     body_length = *length;
   }
@@ -605,12 +633,12 @@ std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, b
   }
   stream.consume(request_bytes);
   direct_requests_.fetch_add(1, std::memory_order_relaxed);
-  if (req.get_header_value("Connection") == "close" ||
-      (req.version == "HTTP/1.0" && req.get_header_value("Connection") != "Keep-Alive")) {
+  const std::string connection = noted.connection.value_or("");
+  if (connection == "close" || (req.version == "HTTP/1.0" && connection != "Keep-Alive")) {
     connection_closed = true;
   }
   if (res.status == -1) res.status = 200;
-  return write_direct_response(stream, last, req, res);
+  return write_direct_response(stream, last || connection == "close", req, res);
 }
 
 bool StreamServer::write_direct_response(BufferedSocketStream& stream, bool close_connection,
@@ -624,7 +652,7 @@ bool StreamServer::write_direct_response(BufferedSocketStream& stream, bool clos
   // compression.
   if (res.status >= 400 && error_handler_copy_) error_handler_copy_(req, res);
   if (!res.body.empty()) res.set_header("Content-Length", std::to_string(res.body.size()));
-  if (close_connection || req.get_header_value("Connection") == "close") {
+  if (close_connection) {
     res.set_header("Connection", "close");
   } else {
     res.set_header("Keep-Alive", "timeout=" + std::to_string(keep_alive_timeout_sec_) +

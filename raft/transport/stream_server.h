@@ -148,6 +148,8 @@ class StreamServer final : public httplib::Server {
   // usable. Sets connection_closed when the request asked for the connection to be closed.
   std::optional<bool> serve_directly(BufferedSocketStream& stream, bool last,
                                      bool& connection_closed);
+  // close_connection: the answer says "Connection: close" (the request asked for it, or it is
+  // the connection's last).
   bool write_direct_response(BufferedSocketStream& stream, bool close_connection,
                              const httplib::Request& req, httplib::Response& res);
   // Do the first bytes of a new connection start with the takeover prefix?
