@@ -167,6 +167,41 @@ const char* command_name(const Command& command) {
 
 namespace {
 
+// Each command's fields, for the direct encoder (CommandWriter) and decoder (CanonicalFields):
+// calls the visitor's u64/i64/optional_i64/boolean/string with each field's key and member (const
+// when encoding), and stops at the first one the visitor refuses.
+template <typename Visitor, typename C>
+bool command_fields(Visitor& v, C& c) {
+  using T = std::remove_const_t<C>;
+  if constexpr (std::is_same_v<T, CreateLease>) {
+    return v.u64("lease_id", c.lease_id) && v.i64("ttl_ms", c.ttl_ms);
+  } else if constexpr (std::is_same_v<T, RevokeLease>) {
+    return v.u64("lease_id", c.lease_id);
+  } else if constexpr (std::is_same_v<T, ExpireLease>) {
+    return v.u64("lease_id", c.lease_id) && v.u64("created_index", c.created_index);
+  } else if constexpr (std::is_same_v<T, Acquire>) {
+    return v.string("name", c.name) && v.u64("lease_id", c.lease_id) &&
+           v.string("owner", c.owner) && v.i64("lock_delay_ms", c.lock_delay_ms) &&
+           v.boolean("wait", c.wait) &&
+           v.optional_i64("create_lease_ttl_ms", c.create_lease_ttl_ms);
+  } else if constexpr (std::is_same_v<T, CancelWait> || std::is_same_v<T, CancelCampaign>) {
+    return v.string("name", c.name) && v.u64("lease_id", c.lease_id);
+  } else if constexpr (std::is_same_v<T, Release> || std::is_same_v<T, Resign>) {
+    return v.string("name", c.name) && v.u64("lease_id", c.lease_id) &&
+           v.u64("fencing_token", c.fencing_token);
+  } else if constexpr (std::is_same_v<T, EndLockDelay>) {
+    return v.string("name", c.name) && v.u64("started_index", c.started_index);
+  } else if constexpr (std::is_same_v<T, Campaign>) {
+    return v.string("name", c.name) && v.u64("lease_id", c.lease_id) &&
+           v.string("value", c.value) && v.boolean("wait", c.wait) &&
+           v.optional_i64("create_lease_ttl_ms", c.create_lease_ttl_ms);
+  } else {
+    static_assert(std::is_same_v<T, Proclaim>, "every command's fields are listed here");
+    return v.string("name", c.name) && v.u64("lease_id", c.lease_id) &&
+           v.u64("fencing_token", c.fencing_token) && v.string("value", c.value);
+  }
+}
+
 // Writes a command's map as nlohmann's to_msgpack writes its object: keys in bytewise order,
 // every integer and string in its smallest form.
 class CommandWriter {
@@ -183,6 +218,28 @@ class CommandWriter {
   }
   void add(std::string_view key, const std::string& value) { add(key, std::string_view(value)); }
 
+  // The field visitor of command_fields (each takes the field, always succeeds).
+  bool u64(std::string_view key, uint64_t value) {
+    add(key, value);
+    return true;
+  }
+  bool i64(std::string_view key, int64_t value) {
+    add_signed(key, value);
+    return true;
+  }
+  bool optional_i64(std::string_view key, const std::optional<int64_t>& value) {
+    if (value) add_signed(key, *value);
+    return true;
+  }
+  bool boolean(std::string_view key, bool value) {
+    add(key, value);
+    return true;
+  }
+  bool string(std::string_view key, const std::string& value) {
+    add(key, value);
+    return true;
+  }
+
   std::string finish() {
     std::sort(fields_, fields_ + count_,
               [](const Field& a, const Field& b) { return a.key < b.key; });
@@ -192,7 +249,7 @@ class CommandWriter {
     out_.reserve(size);
     out_.push_back(static_cast<char>(0x80 | count_));
     for (size_t k = 0; k < count_; ++k) {
-      string(fields_[k].key);
+      write_string(fields_[k].key);
       const Value& v = fields_[k].value;
       switch (v.kind) {
         case Kind::kUnsigned:
@@ -209,7 +266,7 @@ class CommandWriter {
           out_.push_back(static_cast<char>(v.u ? 0xc3 : 0xc2));
           break;
         case Kind::kString:
-          string(v.s);
+          write_string(v.s);
           break;
       }
     }
@@ -268,7 +325,7 @@ class CommandWriter {
       big_endian(bits, 8);
     }
   }
-  void string(std::string_view s) {
+  void write_string(std::string_view s) {
     const size_t n = s.size();
     if (n <= 31) {
       out_.push_back(static_cast<char>(0xa0 | n));
@@ -290,66 +347,11 @@ class CommandWriter {
   std::string out_;
 };
 
-void write_fields(CommandWriter& w, const CreateLease& c) {
-  w.add("lease_id", c.lease_id);
-  w.add_signed("ttl_ms", c.ttl_ms);
-}
-void write_fields(CommandWriter& w, const RevokeLease& c) {
-  w.add("lease_id", c.lease_id);
-}
-void write_fields(CommandWriter& w, const ExpireLease& c) {
-  w.add("lease_id", c.lease_id);
-  w.add("created_index", c.created_index);
-}
-void write_fields(CommandWriter& w, const Acquire& c) {
-  w.add("name", c.name);
-  w.add("lease_id", c.lease_id);
-  w.add("owner", c.owner);
-  w.add_signed("lock_delay_ms", c.lock_delay_ms);
-  w.add("wait", c.wait);
-  if (c.create_lease_ttl_ms) w.add_signed("create_lease_ttl_ms", *c.create_lease_ttl_ms);
-}
-void write_fields(CommandWriter& w, const CancelWait& c) {
-  w.add("name", c.name);
-  w.add("lease_id", c.lease_id);
-}
-void write_fields(CommandWriter& w, const Release& c) {
-  w.add("name", c.name);
-  w.add("lease_id", c.lease_id);
-  w.add("fencing_token", c.fencing_token);
-}
-void write_fields(CommandWriter& w, const EndLockDelay& c) {
-  w.add("name", c.name);
-  w.add("started_index", c.started_index);
-}
-void write_fields(CommandWriter& w, const Campaign& c) {
-  w.add("name", c.name);
-  w.add("lease_id", c.lease_id);
-  w.add("value", c.value);
-  w.add("wait", c.wait);
-  if (c.create_lease_ttl_ms) w.add_signed("create_lease_ttl_ms", *c.create_lease_ttl_ms);
-}
-void write_fields(CommandWriter& w, const Proclaim& c) {
-  w.add("name", c.name);
-  w.add("lease_id", c.lease_id);
-  w.add("fencing_token", c.fencing_token);
-  w.add("value", c.value);
-}
-void write_fields(CommandWriter& w, const Resign& c) {
-  w.add("name", c.name);
-  w.add("lease_id", c.lease_id);
-  w.add("fencing_token", c.fencing_token);
-}
-void write_fields(CommandWriter& w, const CancelCampaign& c) {
-  w.add("name", c.name);
-  w.add("lease_id", c.lease_id);
-}
-
 }  // namespace
 
 std::string encode_command(const Command& command) {
   CommandWriter writer;
-  std::visit([&](const auto& c) { write_fields(writer, c); }, command);
+  std::visit([&](const auto& c) { command_fields(writer, c); }, command);
   writer.add("op", std::string_view(command_name(command)));
   return writer.finish();
 }
@@ -577,67 +579,28 @@ class CanonicalFields {
   size_t count_;
 };
 
+// The alternative `index` of Command, read by command_fields.
+template <size_t I = 0>
+std::optional<Command> decode_alternative(size_t index, const CanonicalFields& f) {
+  if constexpr (I < std::variant_size_v<Command>) {
+    if (index != I) return decode_alternative<I + 1>(index, f);
+    std::variant_alternative_t<I, Command> c;
+    if (!command_fields(f, c)) return std::nullopt;
+    return Command{std::move(c)};
+  } else {
+    return std::nullopt;
+  }
+}
+
 std::optional<Command> decode_canonical(std::string_view bytes) {
   CanonicalField storage[15];
   const auto count = CanonicalReader(bytes).read_map(storage);
   if (!count) return std::nullopt;
   const CanonicalFields f(storage, *count);
-  const CanonicalValue* op_value = f.find("op");
-  if (!op_value || op_value->kind != CanonicalValue::Kind::kString) return std::nullopt;
-  const std::string_view op = op_value->s;
-  if (op == "acquire") {
-    Acquire c;
-    if (f.string("name", c.name) && f.u64("lease_id", c.lease_id) && f.string("owner", c.owner) &&
-        f.i64("lock_delay_ms", c.lock_delay_ms) && f.boolean("wait", c.wait) &&
-        f.optional_i64("create_lease_ttl_ms", c.create_lease_ttl_ms)) {
-      return Command{std::move(c)};
-    }
-  } else if (op == "release") {
-    Release c;
-    if (f.string("name", c.name) && f.u64("lease_id", c.lease_id) &&
-        f.u64("fencing_token", c.fencing_token)) {
-      return Command{std::move(c)};
-    }
-  } else if (op == "create_lease") {
-    CreateLease c;
-    if (f.u64("lease_id", c.lease_id) && f.i64("ttl_ms", c.ttl_ms)) return Command{c};
-  } else if (op == "revoke_lease") {
-    RevokeLease c;
-    if (f.u64("lease_id", c.lease_id)) return Command{c};
-  } else if (op == "expire_lease") {
-    ExpireLease c;
-    if (f.u64("lease_id", c.lease_id) && f.u64("created_index", c.created_index)) {
-      return Command{c};
-    }
-  } else if (op == "cancel_wait") {
-    CancelWait c;
-    if (f.string("name", c.name) && f.u64("lease_id", c.lease_id)) return Command{std::move(c)};
-  } else if (op == "end_lock_delay") {
-    EndLockDelay c;
-    if (f.string("name", c.name) && f.u64("started_index", c.started_index)) {
-      return Command{std::move(c)};
-    }
-  } else if (op == "campaign") {
-    Campaign c;
-    if (f.string("name", c.name) && f.u64("lease_id", c.lease_id) && f.string("value", c.value) &&
-        f.boolean("wait", c.wait) && f.optional_i64("create_lease_ttl_ms", c.create_lease_ttl_ms)) {
-      return Command{std::move(c)};
-    }
-  } else if (op == "proclaim") {
-    Proclaim c;
-    if (f.string("name", c.name) && f.u64("lease_id", c.lease_id) &&
-        f.u64("fencing_token", c.fencing_token) && f.string("value", c.value)) {
-      return Command{std::move(c)};
-    }
-  } else if (op == "resign") {
-    Resign c;
-    if (f.string("name", c.name) && f.u64("lease_id", c.lease_id) &&
-        f.u64("fencing_token", c.fencing_token)) {
-      return Command{std::move(c)};
-    }
-  } else if (op == "cancel_campaign") {
-    CancelCampaign c;
-    if (f.string("name", c.name) && f.u64("lease_id", c.lease_id)) return Command{std::move(c)};
+  const CanonicalValue* op = f.find("op");
+  if (!op || op->kind != CanonicalValue::Kind::kString) return std::nullopt;
+  for (size_t index = 0; index < std::size(kOpNames); ++index) {
+    if (op->s == kOpNames[index]) return decode_alternative(index, f);
   }
   return std::nullopt;
 }
