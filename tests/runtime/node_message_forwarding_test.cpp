@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -21,6 +22,32 @@ ClusterConfig message_forwarding_config() {
   config.message_forwarding = true;
   return config;
 }
+
+// Holds back every message of one type the cluster routes (they never arrive): the test reads
+// them and delivers what it wants, when it wants. The filter shares the held messages, so it
+// stays valid while the cluster (declared first, destroyed last) shuts down.
+class HeldBack {
+ public:
+  HeldBack(InProcessCluster& cluster, MessageType type) : state_(std::make_shared<State>()) {
+    cluster.set_drop_filter([state = state_, type](const Message& m) {
+      if (m.type != type) return false;
+      std::lock_guard lock(state->mu);
+      state->held.push_back(m);
+      return true;
+    });
+  }
+  std::vector<Message> messages() const {
+    std::lock_guard lock(state_->mu);
+    return state_->held;
+  }
+
+ private:
+  struct State {
+    std::mutex mu;
+    std::vector<Message> held;
+  };
+  std::shared_ptr<State> state_;
+};
 
 TEST(NodeMessageForwarding, FollowerProposalsGoAsMessagesAndAnswerWithTheirOwnApplyResult) {
   InProcessCluster cluster(message_forwarding_config());
@@ -138,36 +165,26 @@ TEST(NodeMessageForwarding, ARefusalAnswersEveryProposalOfTheRequestWithNotLeade
   const auto leader = cluster.wait_for_leader();
   ASSERT_TRUE(leader.has_value());
   const NodeId follower = cluster.others(*leader).front();
-  std::mutex mu;
-  std::vector<Message> requests;
-  cluster.set_drop_filter([&](const Message& m) {
-    if (m.type != MessageType::kForward) return false;
-    std::lock_guard lock(mu);
-    requests.push_back(m);
-    return true;  // the leader never sees it: the test answers instead
-  });
+  // The leader never sees the forwards: the test answers instead.
+  HeldBack requests(cluster, MessageType::kForward);
   std::vector<std::future<Result<std::any>>> pending;
   for (int i = 0; i < 6; ++i)
     pending.push_back(cluster.node(follower).propose("r" + std::to_string(i)));
   ASSERT_TRUE(InProcessCluster::wait_until([&] {
-    std::lock_guard lock(mu);
     size_t entries = 0;
-    for (const Message& r : requests) entries += r.entries.size();
+    for (const Message& r : requests.messages()) entries += r.entries.size();
     return entries == pending.size();
   }));
   std::vector<Message> refusals;
-  {
-    std::lock_guard lock(mu);
-    for (const Message& request : requests) {
-      Message refusal;
-      refusal.type = MessageType::kForwardResponse;
-      refusal.from = *leader;
-      refusal.to = follower;
-      refusal.context = request.context;
-      refusal.reject = true;
-      refusal.reject_hint = static_cast<Index>(ErrorCode::kNotLeader);
-      refusals.push_back(refusal);
-    }
+  for (const Message& request : requests.messages()) {
+    Message refusal;
+    refusal.type = MessageType::kForwardResponse;
+    refusal.from = *leader;
+    refusal.to = follower;
+    refusal.context = request.context;
+    refusal.reject = true;
+    refusal.reject_hint = static_cast<Index>(ErrorCode::kNotLeader);
+    refusals.push_back(refusal);
   }
   cluster.node(follower).receive(refusals);
   for (auto& future : pending) {
@@ -226,14 +243,8 @@ TEST(NodeMessageForwarding, AnAnswerThatArrivesAfterTheEntryWasAppliedGetsItsRes
   const auto leader = cluster.wait_for_leader();
   ASSERT_TRUE(leader.has_value());
   const NodeId follower = cluster.others(*leader).front();
-  std::mutex mu;
-  std::vector<Message> answers;
-  cluster.set_drop_filter([&](const Message& m) {
-    if (m.type != MessageType::kForwardResponse) return false;
-    std::lock_guard lock(mu);
-    answers.push_back(m);
-    return true;  // held back: delivered by the test after the entries were applied
-  });
+  // Delivered by the test after the entries were applied.
+  HeldBack answers(cluster, MessageType::kForwardResponse);
   std::vector<std::future<Result<std::any>>> pending;
   for (int i = 0; i < 3; ++i) {
     pending.push_back(cluster.node(follower).propose("late" + std::to_string(i)));
@@ -243,11 +254,7 @@ TEST(NodeMessageForwarding, AnAnswerThatArrivesAfterTheEntryWasAppliedGetsItsRes
            cluster.machine(follower).has_command("late1") &&
            cluster.machine(follower).has_command("late2");
   }));
-  std::vector<Message> held;
-  {
-    std::lock_guard lock(mu);
-    held = answers;
-  }
+  const std::vector<Message> held = answers.messages();
   ASSERT_FALSE(held.empty());
   std::map<std::string, Index> index_of;  // command -> where the leader appended it
   for (const Message& answer : held) {
