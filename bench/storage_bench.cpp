@@ -1,7 +1,8 @@
 // storage_bench — how long SqliteLogStore::persist() takes for the shapes the node writes: one
 // entry per transaction (a lone client), batches of entries, with and without the hard state.
 // Prints p50/p90/p99/max per shape, and the raw fdatasync() latency of the same directory as the
-// floor any durable write here pays.
+// floor any durable write here pays. The "3 at once" rows run three writers on three files in the
+// same directory at the same time, as the three nodes of a benchmark cluster on one disk do.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -10,7 +11,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "storage/sqlite_log_store.h"
@@ -25,6 +28,8 @@ struct Figures {
   double p50, p90, p99, max;
 };
 
+using Samples = std::vector<double>;
+
 Figures summarize(std::vector<double> us) {
   std::sort(us.begin(), us.end());
   auto at = [&](double q) {
@@ -34,12 +39,13 @@ Figures summarize(std::vector<double> us) {
 }
 
 void print(const char* name, const Figures& f, size_t per_write) {
-  std::printf("%-44s p50 %7.1f us  p90 %7.1f us  p99 %7.1f us  max %7.1f us  (%zu entries/write)\n",
+  std::printf("%-56s p50 %7.1f us  p90 %7.1f us  p99 %7.1f us  max %7.1f us  (%zu entries/write)\n",
               name, f.p50, f.p90, f.p99, f.max, per_write);
 }
 
-Figures raw_fdatasync(const std::string& dir, int writes, bool overwrite) {
+Samples raw_fdatasync(const std::string& dir, int writes, bool overwrite) {
   const std::string path = dir + "/raw.bin";
+  std::filesystem::create_directories(dir);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) std::exit(1);
   std::string page(4096 + 24, 'x');
@@ -60,10 +66,10 @@ Figures raw_fdatasync(const std::string& dir, int writes, bool overwrite) {
   }
   ::close(fd);
   std::filesystem::remove(path);
-  return summarize(us);
+  return us;
 }
 
-Figures persist_run(const std::string& dir, int writes, size_t batch, bool with_hard_state) {
+Samples persist_run(const std::string& dir, int writes, size_t batch, bool with_hard_state) {
   std::filesystem::remove_all(dir);
   raftlock::storage::SqliteLogStore::OpenOptions options;
   options.data_dir = dir;
@@ -101,7 +107,22 @@ Figures persist_run(const std::string& dir, int writes, size_t batch, bool with_
       std::exit(1);
     }
   }
-  return summarize(us);
+  return us;
+}
+
+// Runs `run(dir_i)` on `writers` threads at once (each in its own directory) and pools the
+// latencies.
+Figures at_once(int writers, const std::string& dir,
+                const std::function<Samples(const std::string&)>& run) {
+  std::vector<Samples> each(static_cast<size_t>(writers));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < writers; ++i) {
+    threads.emplace_back([&, i] { each[static_cast<size_t>(i)] = run(dir + std::to_string(i)); });
+  }
+  for (auto& t : threads) t.join();
+  Samples all;
+  for (auto& s : each) all.insert(all.end(), s.begin(), s.end());
+  return summarize(std::move(all));
 }
 
 }  // namespace
@@ -111,11 +132,27 @@ int main(int argc, char** argv) {
   const std::string base = argc > 2 ? argv[2] : std::filesystem::temp_directory_path().string();
   const std::string dir = base + "/raftlock-storage-bench-" + std::to_string(::getpid());
   std::filesystem::create_directories(dir);
-  print("raw pwrite 4 KiB + fdatasync, appending", raw_fdatasync(dir, writes, false), 0);
-  print("raw pwrite 4 KiB + fdatasync, overwriting", raw_fdatasync(dir, writes, true), 0);
-  print("persist 1 entry + hard state", persist_run(dir + "/a", writes, 1, true), 1);
-  print("persist 1 entry, no hard state", persist_run(dir + "/b", writes, 1, false), 1);
-  print("persist 16 entries + hard state", persist_run(dir + "/c", writes / 4, 16, true), 16);
+  int rows = 0;
+  for (int writers : {1, 3}) {
+    const std::string tag = writers == 1 ? "" : ", 3 at once";
+    auto row = [&](const std::string& name, size_t per_write,
+                   const std::function<Samples(const std::string&)>& run) {
+      const std::string row_dir = dir + "/row" + std::to_string(++rows) + "-";
+      print((name + tag).c_str(), at_once(writers, row_dir, run), per_write);
+    };
+    row("raw pwrite 4 KiB + fdatasync, appending", 0,
+        [&](const std::string& d) { return raw_fdatasync(d, writes, false); });
+    row("raw pwrite 4 KiB + fdatasync, overwriting", 0,
+        [&](const std::string& d) { return raw_fdatasync(d, writes, true); });
+    row("persist 1 entry + hard state", 1,
+        [&](const std::string& d) { return persist_run(d + "/a", writes, 1, true); });
+    if (writers == 1) {
+      row("persist 1 entry, no hard state", 1,
+          [&](const std::string& d) { return persist_run(d + "/b", writes, 1, false); });
+      row("persist 16 entries + hard state", 16,
+          [&](const std::string& d) { return persist_run(d + "/c", writes / 4, 16, true); });
+    }
+  }
   std::filesystem::remove_all(dir);
   return 0;
 }
