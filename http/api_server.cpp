@@ -350,13 +350,16 @@ void ApiServer::register_handlers(httplib::Server& server, const std::string& pa
 }
 
 Status ApiServer::start() {
-  // Each connection is served by one pool thread with a blocking wait between requests (httplib's
-  // own loop polls every idle keep-alive connection ~90 times a second).
+  // A connection is served by a pool thread with a blocking wait between requests (httplib's own
+  // loop polls every idle keep-alive connection ~90 times a second); one idle for 100 ms gives
+  // its thread back and waits in the server's epoll set, so silent connections cannot take the
+  // pool's threads from new ones.
   raft::transport::StreamServerOptions stream_options;
   stream_options.read_timeout = std::chrono::seconds(30);
   stream_options.write_timeout = std::chrono::seconds(30);
   stream_options.keep_alive_idle = std::chrono::seconds(60);
   stream_options.thread_name = "client-conn";
+  stream_options.idle_thread_name = "client-idle";
   server_ = std::make_unique<raft::transport::StreamServer>(stream_options);
   server_->set_tcp_nodelay(true);
   // SO_REUSEADDR instead of httplib's default SO_REUSEPORT: a restart right after a clean
@@ -372,8 +375,7 @@ Status ApiServer::start() {
   server_->set_keep_alive_timeout(60);
   server_->set_read_timeout(30, 0);
   server_->set_write_timeout(30, 0);
-  const size_t threads = options_.threads;
-  server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_->set_thread_count(options_.threads);
   register_handlers(*server_, ".*");
   // Plain requests skip httplib's request processing (see StreamServer::set_direct_handler); an
   // event stream (observe with Accept: text/event-stream) is written by httplib's content

@@ -540,12 +540,14 @@ Status PeerTransport::start() {
   server_options.write_timeout = options_.request_timeout;
   server_options.keep_alive_idle = std::chrono::seconds(5);
   server_options.thread_name = "peer-conn";
+  server_options.idle_thread_name = "peer-idle";
   auto server = std::make_unique<StreamServer>(server_options);
   size_t threads = options_.server_threads;
-  // Each connection holds a pool thread while open (a peer keeps up to two: messages and
-  // snapshots), so leave room for peers added later and for short-lived extra connections.
+  // A peer's stream holds a pool thread while open (a peer keeps up to two: messages and
+  // snapshots), so leave room for peers added later and for short-lived extra connections (an
+  // idle HTTP connection gives its thread back after 100 ms).
   if (threads == 0) threads = std::max<size_t>(16, 2 * options_.peers.size() + 8);
-  server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server->set_thread_count(threads);
   server->set_tcp_nodelay(true);
   server->set_keep_alive_max_count(1000);
   server->set_payload_max_length(options_.max_request_bytes);

@@ -4,7 +4,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -331,14 +334,15 @@ std::string BufferedSocketStream::take_buffered() {
   return rest;
 }
 
-bool BufferedSocketStream::await_request() {
-  if (!flush()) return false;
-  if (buffered() > 0) return true;
+BufferedSocketStream::Await BufferedSocketStream::await_request() {
+  if (!flush()) return Await::kClosed;
+  if (buffered() > 0) return Await::kReady;
   const ssize_t n = recv_retrying(buffer_, sizeof(buffer_));
-  if (n <= 0) return false;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Await::kTimedOut;
+  if (n <= 0) return Await::kClosed;
   begin_ = 0;
   end_ = static_cast<size_t>(n);
-  return true;
+  return Await::kReady;
 }
 
 bool BufferedSocketStream::read_more() {
@@ -469,12 +473,98 @@ bool StreamServer::set_base_dir(const std::string& dir, const std::string& mount
   return httplib::Server::set_base_dir(dir, mount_point);
 }
 
+// One connection: its socket, its buffered stream (bytes of a pipelined next request stay in
+// it), and where it is in its keep-alive life. Owned by one thread at a time: the one serving it,
+// or the watcher while it is parked.
+struct StreamServer::Connection {
+  Connection(int s, int read_ms, int write_ms) : sock(s), stream(s, read_ms, write_ms) {}
+  int sock;
+  BufferedSocketStream stream;
+  size_t served = 0;
+  std::chrono::steady_clock::time_point idle_since;
+  bool waits_out_idle = false;  // SO_RCVTIMEO is the rest of the idle time, not the linger
+};
+
+// httplib's thread pool, known to the server: a parked connection that becomes readable is
+// enqueued on it; once it shuts down, parked connections are closed instead.
+class StreamServer::Pool final : public httplib::TaskQueue {
+ public:
+  Pool(StreamServer& server, size_t threads) : server_(server), threads_(threads) {
+    server_.attach_pool(this);
+  }
+  void enqueue(std::function<void()> fn) override { threads_.enqueue(std::move(fn)); }
+  void shutdown() override {
+    server_.detach_pool(this);
+    threads_.shutdown();
+  }
+
+ private:
+  StreamServer& server_;
+  httplib::ThreadPool threads_;
+};
+
+StreamServer::StreamServer(StreamServerOptions options) : options_(std::move(options)) {
+  set_thread_count(CPPHTTPLIB_THREAD_POOL_COUNT);
+}
+
+StreamServer::~StreamServer() {
+  {
+    std::lock_guard lock(mutex_);
+    watcher_stop_ = true;
+    if (wake_fd_ >= 0) {
+      const uint64_t one = 1;
+      (void)::write(wake_fd_, &one, sizeof(one));
+    }
+  }
+  if (watcher_.joinable()) watcher_.join();
+  std::lock_guard lock(mutex_);
+  while (!parked_.empty()) close_parked_locked(parked_.begin()->first);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void StreamServer::set_thread_count(size_t threads) {
+  new_task_queue = [this, threads] { return new Pool(*this, threads); };
+}
+
+void StreamServer::attach_pool(Pool* pool) {
+  std::lock_guard lock(mutex_);
+  pool_ = pool;
+}
+
+void StreamServer::detach_pool(Pool* pool) {
+  std::lock_guard lock(mutex_);
+  if (pool_ != pool) return;
+  pool_ = nullptr;
+  // Nothing could serve them any more.
+  while (!parked_.empty()) close_parked_locked(parked_.begin()->first);
+}
+
+size_t StreamServer::parked_connections() const {
+  std::lock_guard lock(mutex_);
+  return parked_.size();
+}
+
 void StreamServer::shut_down_connections() {
   std::lock_guard lock(mutex_);
   // The first call lets busy connections write their answer; a repeated one cuts them off.
   const bool again = closing_;
   closing_ = true;
+  while (!parked_.empty()) close_parked_locked(parked_.begin()->first);
   for (const auto& [sock, idle] : open_) ::shutdown(sock, idle || again ? SHUT_RDWR : SHUT_RD);
+}
+
+void StreamServer::close_parked_locked(int sock) {
+  const auto it = parked_.find(sock);
+  if (it == parked_.end()) return;
+  const auto deadline = it->second->idle_since + options_.keep_alive_idle;
+  deadlines_.erase({deadline, sock});
+  parked_.erase(it);
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
+  // As at the end of serve(): untracked before it is closed, under the lock.
+  open_.erase(sock);
+  ::shutdown(sock, SHUT_RDWR);
+  ::close(sock);
 }
 
 bool StreamServer::process_and_close_socket(socket_t sock) {
@@ -489,25 +579,47 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
   set_thread_name(options_.thread_name);
   int yes = 1;
   setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-  const int read_ms = static_cast<int>(options_.read_timeout.count());
-  const int write_ms = static_cast<int>(options_.write_timeout.count());
-  const int idle_ms = static_cast<int>(options_.keep_alive_idle.count());
-  // The idle wait between requests is a blocking recv() bounded by SO_RCVTIMEO (one system call
-  // per request instead of poll() + poll() + recv()). A takeover handler gets the socket back
-  // without the timeout. One stream serves the whole connection, so bytes of a pipelined next
-  // request that arrived with this one stay buffered for it.
-  set_receive_timeout(sock, idle_ms);
-  BufferedSocketStream stream(sock, read_ms, write_ms);
+  // The wait between requests is a blocking recv() bounded by SO_RCVTIMEO (one system call per
+  // request instead of poll() + poll() + recv()): the idle linger when idle connections are
+  // parked, else the whole idle timeout. A takeover handler gets the socket back without it.
+  set_receive_timeout(sock, thread_wait_ms());
+  auto conn = std::make_shared<Connection>(sock, static_cast<int>(options_.read_timeout.count()),
+                                           static_cast<int>(options_.write_timeout.count()));
+  conn->idle_since = std::chrono::steady_clock::now();
+  return serve(std::move(conn));
+}
+
+bool StreamServer::serve(std::shared_ptr<Connection> conn) {
+  const int sock = conn->sock;
+  BufferedSocketStream& stream = conn->stream;
   bool ok = false;
-  for (size_t served = 0; served < keep_alive_max_count_; ++served) {
+  while (conn->served < keep_alive_max_count_) {
     // Idle keep-alive: wait for the next request (or EOF, or our shutdown).
-    if (!stream.await_request()) break;
+    const auto waited = stream.await_request();
+    if (waited == BufferedSocketStream::Await::kTimedOut) {
+      const auto idle = std::chrono::steady_clock::now() - conn->idle_since;
+      if (idle >= options_.keep_alive_idle) break;
+      // Idle for the linger: wait without a thread.
+      if (park(conn)) return true;
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_locked()) break;
+      }
+      // It cannot be parked: this thread waits out the rest of the idle time.
+      const auto left =
+          std::chrono::ceil<std::chrono::milliseconds>(options_.keep_alive_idle - idle);
+      set_receive_timeout(
+          sock, static_cast<int>(std::max<std::chrono::milliseconds::rep>(left.count(), 1)));
+      conn->waits_out_idle = true;
+      continue;
+    }
+    if (waited != BufferedSocketStream::Await::kReady) break;
     {
       std::lock_guard lock(mutex_);
-      if (closing_ || svr_sock_ == INVALID_SOCKET) break;
+      if (stopping_locked()) break;
       open_[sock] = false;
     }
-    if (served == 0 && takeover_ && starts_with_takeover_prefix(stream)) {
+    if (conn->served == 0 && takeover_ && starts_with_takeover_prefix(stream)) {
       set_receive_timeout(sock, 0);
       if (takeover_(stream)) {
         std::lock_guard lock(mutex_);
@@ -517,7 +629,7 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
       break;
     }
     bool connection_closed = false;
-    const bool last = served + 1 == keep_alive_max_count_;
+    const bool last = conn->served + 1 == keep_alive_max_count_;
     std::optional<bool> direct;
     if (direct_handler_) direct = serve_directly(stream, last, connection_closed);
     ok = direct ? *direct
@@ -529,6 +641,12 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
       open_[sock] = true;
     }
     if (!ok || connection_closed) break;
+    ++conn->served;
+    conn->idle_since = std::chrono::steady_clock::now();
+    if (conn->waits_out_idle) {
+      set_receive_timeout(sock, thread_wait_ms());
+      conn->waits_out_idle = false;
+    }
   }
   {
     // Untrack before closing, under the lock: shut_down_connections never touches a descriptor
@@ -539,6 +657,93 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
     ::close(sock);
   }
   return ok;
+}
+
+bool StreamServer::park(const std::shared_ptr<Connection>& conn) {
+  if (!parks_idle()) return false;
+  std::lock_guard lock(mutex_);
+  if (stopping_locked() || pool_ == nullptr || watcher_stop_) return false;
+  if (!watcher_.joinable()) {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    epoll_event wake{};
+    wake.events = EPOLLIN;
+    wake.data.fd = wake_fd_;
+    if (epoll_fd_ < 0 || wake_fd_ < 0 ||
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &wake) != 0) {
+      if (epoll_fd_ >= 0) ::close(epoll_fd_);
+      if (wake_fd_ >= 0) ::close(wake_fd_);
+      epoll_fd_ = wake_fd_ = -1;
+      watcher_stop_ = true;  // no parking in this server: connections keep their threads
+      return false;
+    }
+    watcher_ = std::thread([this] { watch_parked(); });
+  }
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  event.data.fd = conn->sock;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, conn->sock, &event) != 0) return false;
+  const auto deadline = conn->idle_since + options_.keep_alive_idle;
+  parked_[conn->sock] = conn;
+  deadlines_.emplace(deadline, conn->sock);
+  parks_.fetch_add(1, std::memory_order_relaxed);
+  if (deadline < watcher_wakes_at_) {
+    const uint64_t one = 1;
+    (void)::write(wake_fd_, &one, sizeof(one));
+  }
+  return true;
+}
+
+void StreamServer::watch_parked() {
+  set_thread_name(options_.idle_thread_name);
+  using Clock = std::chrono::steady_clock;
+  epoll_event events[64];
+  int timeout_ms = -1;
+  while (true) {
+    const int n = ::epoll_wait(epoll_fd_, events, 64, timeout_ms);
+    if (n < 0 && errno != EINTR) {
+      spdlog::error("idle connections: epoll_wait failed: {}", std::strerror(errno));
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::lock_guard lock(mutex_);
+    if (watcher_stop_) return;
+    for (int i = 0; i < n; ++i) {
+      const int sock = events[i].data.fd;
+      if (sock == wake_fd_) {
+        uint64_t count;
+        (void)::read(wake_fd_, &count, sizeof(count));
+        continue;
+      }
+      const auto it = parked_.find(sock);
+      if (it == parked_.end()) continue;  // closed meanwhile
+      if (pool_ == nullptr || stopping_locked()) {
+        close_parked_locked(sock);
+        continue;
+      }
+      // Readable (a request, EOF or an error): back to a thread, which finds out which.
+      std::shared_ptr<Connection> conn = std::move(it->second);
+      deadlines_.erase({conn->idle_since + options_.keep_alive_idle, sock});
+      parked_.erase(it);
+      ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
+      pool_->enqueue([this, conn = std::move(conn)] {
+        set_thread_name(options_.thread_name);
+        serve(conn);
+      });
+    }
+    // Idle for keep_alive_idle: closed, as a connection waiting on its thread would be.
+    const auto now = Clock::now();
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+      close_parked_locked(deadlines_.begin()->second);
+    }
+    if (deadlines_.empty()) {
+      watcher_wakes_at_ = Clock::time_point::max();
+      timeout_ms = -1;
+    } else {
+      watcher_wakes_at_ = deadlines_.begin()->first;
+      const auto wait = std::chrono::ceil<std::chrono::milliseconds>(watcher_wakes_at_ - now);
+      timeout_ms = static_cast<int>(std::max<std::chrono::milliseconds::rep>(wait.count(), 1));
+    }
+  }
 }
 
 std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, bool last,

@@ -1,7 +1,10 @@
 // transport::StreamServer / StreamClient — cpp-httplib's server and client with a leaner socket
 // stream, for the peer port and the client port alike:
-//  - an idle keep-alive connection waits in one blocking poll (httplib's own loop wakes every
-//    ~11 ms per idle connection to check it);
+//  - a keep-alive connection waits for its next request in one blocking recv() on its thread
+//    (httplib's own loop wakes every ~11 ms per idle connection to check it); one that stays idle
+//    longer than a short linger gives its thread back and waits in the server's epoll set, so
+//    idle connections never hold the pool's threads (httplib gives every connection a thread for
+//    as long as it is open: as many silent connections as threads stall every new one);
 //  - a message's header block is held back and sent with its body in one segment (httplib writes
 //    them with two send() calls: two segments and often two wake-ups of the reader);
 //  - reads are buffered (httplib reads request lines a byte at a time);
@@ -15,10 +18,14 @@
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <utility>
 
 namespace raftlock::raft::transport {
 
@@ -45,11 +52,12 @@ class BufferedSocketStream final : public httplib::Stream {
   std::string take_buffered();
   // What was read from the socket but not consumed yet.
   std::string_view buffered_view() const { return {buffer_ + begin_, buffered()}; }
-  // Waits for the next request of a keep-alive connection: true once at least one byte is
+  // Waits for the next request of a keep-alive connection: kReady once at least one byte is
   // buffered. With nothing buffered it is one blocking recv() straight into the buffer, bounded by
-  // the socket's SO_RCVTIMEO (the caller sets it to the idle timeout), instead of poll() + recv().
-  // False at end of stream, on an error, or when the wait timed out.
-  bool await_request();
+  // the socket's SO_RCVTIMEO (set by the caller), instead of poll() + recv(). kTimedOut when
+  // that timeout passed with nothing sent; kClosed at end of stream or on an error.
+  enum class Await { kReady, kTimedOut, kClosed };
+  Await await_request();
   // Reads more into the buffer (waiting at most the read timeout); false when nothing more came
   // (or the buffer is full).
   bool read_more();
@@ -90,13 +98,27 @@ struct StreamServerOptions {
   std::chrono::milliseconds read_timeout{30000};    // within one request
   std::chrono::milliseconds write_timeout{30000};   // per send
   std::chrono::milliseconds keep_alive_idle{5000};  // an idle connection is closed after this
-  std::string thread_name = "http-conn";            // what a connection's thread is called
+  // How long an idle keep-alive connection keeps its thread before it waits without one (in the
+  // server's epoll set, back to the pool when readable). A client sending request after request
+  // never waits that long, so it keeps its thread; one that pauses pays one hand-off when it
+  // sends again. Zero keeps the thread for the whole idle time (httplib's way).
+  std::chrono::milliseconds idle_thread_linger{100};
+  std::string thread_name = "http-conn";       // what a connection's thread is called
+  std::string idle_thread_name = "http-idle";  // the thread watching idle connections
 };
 
 // httplib::Server serving each accepted connection with BufferedSocketStream.
 class StreamServer final : public httplib::Server {
  public:
-  explicit StreamServer(StreamServerOptions options = {}) : options_(options) {}
+  explicit StreamServer(StreamServerOptions options = {});
+  ~StreamServer() override;
+  StreamServer(const StreamServer&) = delete;
+  StreamServer& operator=(const StreamServer&) = delete;
+
+  // The size of the pool serving requests (httplib's default otherwise). Use this instead of
+  // setting new_task_queue: an idle connection goes back to this pool when it is readable (with
+  // a task queue of someone else's making, idle connections keep their threads).
+  void set_thread_count(size_t threads);
 
   // Refuses new connections and shuts open ones down: an idle one at once, a busy one for
   // reading (its current answer may still be written; then it closes).
@@ -140,9 +162,37 @@ class StreamServer final : public httplib::Server {
   bool set_base_dir(const std::string& dir, const std::string& mount_point = std::string());
   // How many requests the direct path answered (for tests and metrics).
   size_t direct_requests() const { return direct_requests_.load(std::memory_order_relaxed); }
+  // Connections waiting for their next request without a thread, now / ever (tests, metrics).
+  size_t parked_connections() const;
+  size_t parks() const { return parks_.load(std::memory_order_relaxed); }
 
  private:
+  struct Connection;
+  class Pool;
   bool process_and_close_socket(socket_t sock) override;
+  // Serves the connection's requests on this thread until it closes (false: failed), its idle
+  // linger passes (it is parked: true), or the server stops.
+  bool serve(std::shared_ptr<Connection> conn);
+  // Hands an idle connection to the epoll watcher; false when it cannot (the server is stopping,
+  // or the pool is not ours), and the caller keeps it.
+  bool park(const std::shared_ptr<Connection>& conn);
+  // The watcher's loop: parked connections that became readable go back to the pool; those idle
+  // for keep_alive_idle are closed.
+  void watch_parked();
+  // Under mutex_: closes a parked connection.
+  void close_parked_locked(int sock);
+  void attach_pool(Pool* pool);
+  void detach_pool(Pool* pool);
+  bool stopping_locked() const { return closing_ || svr_sock_ == INVALID_SOCKET; }
+  bool parks_idle() const {
+    return options_.idle_thread_linger.count() > 0 &&
+           options_.idle_thread_linger < options_.keep_alive_idle;
+  }
+  // How long a connection's thread waits for its next request at a time.
+  int thread_wait_ms() const {
+    return static_cast<int>(
+        (parks_idle() ? options_.idle_thread_linger : options_.keep_alive_idle).count());
+  }
   // Serves the buffered request through the direct path: nullopt when it is not plain or the
   // handler declined (nothing consumed; httplib serves it), else whether the connection stays
   // usable. Sets connection_closed when the request asked for the connection to be closed.
@@ -163,9 +213,21 @@ class StreamServer final : public httplib::Server {
   ExceptionHandler exception_handler_copy_;
   bool httplib_extras_ = false;  // see set_direct_handler
   std::atomic<size_t> direct_requests_{0};
-  std::mutex mutex_;
+  std::atomic<size_t> parks_{0};
+  mutable std::mutex mutex_;
   std::map<int, bool> open_;  // socket -> idle (waiting for the next request)
   bool closing_ = false;
+  // Parked connections (under mutex_): their sockets are in the epoll set (one-shot), each goes
+  // back to pool_ when readable or is closed at its idle deadline.
+  Pool* pool_ = nullptr;
+  std::map<int, std::shared_ptr<Connection>> parked_;
+  std::set<std::pair<std::chrono::steady_clock::time_point, int>> deadlines_;
+  std::chrono::steady_clock::time_point watcher_wakes_at_ =
+      std::chrono::steady_clock::time_point::max();
+  bool watcher_stop_ = false;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // an eventfd: wakes the watcher (an earlier deadline, or stop)
+  std::thread watcher_;
 };
 
 // httplib::ClientImpl that talks through BufferedSocketStream (a request's header block and body

@@ -1,12 +1,17 @@
 // HTTP contract tests for refused requests against a real 3-node raftlockd cluster: every error
-// has the contract's shape and status, and after each one the node still serves and a lock taken
-// before is still held with the same fencing token.
+// has the contract's shape and status, and after each one (and after 600 silent connections) the
+// node still serves and a lock taken before is still held with the same fencing token.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/cluster.h"
@@ -401,6 +406,43 @@ TEST_F(HttpErrors, AFormEncodedContentTypeStillReadsTheBodyAsJson) {
     ASSERT_TRUE(keepalive);
     EXPECT_EQ(keepalive->status, 200) << keepalive->body;
   }
+}
+
+TEST_F(HttpErrors, SilentConnectionsBeyondThePoolsThreadsStallNoRequest) {
+  // The client port serves requests on 512 threads. 600 connections that never send a byte (a
+  // client pool opened and forgotten, or someone trying to exhaust the threads) used to hold one
+  // thread each for their 60 s keep-alive: every new request waited a minute. Idle connections
+  // now give their thread back after 100 ms.
+  constexpr int kSilent = 600;
+  std::vector<int> silent;
+  for (int i = 0; i < kSilent; ++i) {
+    const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(sock, 0) << "socket " << i;
+    silent.push_back(sock);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(cluster_->client_port(follower_)));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
+        << "connection " << i;
+  }
+  std::this_thread::sleep_for(300ms);  // every silent connection reached a thread or its queue
+  // Within http_request's 10 s limit, far below the 60 s the silent connections would hold.
+  auto status = http_request(cluster_->client_port(follower_), "GET", "/v1/status");
+  EXPECT_EQ(status.status, 200) << status.raw;
+  auto lease =
+      http_request(cluster_->client_port(follower_), "POST", "/v1/leases", "{\"ttl_ms\": 5000}");
+  EXPECT_EQ(lease.status, 201) << lease.raw;
+  // A silent connection that speaks at last is served too.
+  const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(silent.front(), request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  pollfd p{silent.front(), POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  char answer[16] = {};
+  ASSERT_GT(::recv(silent.front(), answer, sizeof(answer) - 1, 0), 0);
+  EXPECT_EQ(std::string(answer).rfind("HTTP/1.1 200", 0), 0u) << answer;
+  for (int sock : silent) ::close(sock);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // transport::BufferedSocketStream / StreamServer / StreamClient: a header block goes out with its
-// body (one segment), keep-alive requests are served, and shutting connections down ends idle ones
-// at once while a busy one still delivers its answer.
+// body (one segment), keep-alive requests are served, shutting connections down ends idle ones
+// at once while a busy one still delivers its answer, and idle connections wait without a thread
+// (more silent connections than threads do not stall a new one).
 #include "raft/transport/stream_server.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <future>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace raftlock::raft::transport {
 namespace {
@@ -82,8 +84,9 @@ TEST_F(SocketPair, AFailedSendIsReported) {
 
 class StreamServerTest : public ::testing::Test {
  protected:
-  void start(StreamServerOptions options = {}) {
+  void start(StreamServerOptions options = {}, size_t threads = 0) {
     server_ = std::make_unique<StreamServer>(options);
+    if (threads > 0) server_->set_thread_count(threads);
     server_->Get("/hello", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("world", "text/plain");
     });
@@ -243,13 +246,166 @@ TEST_F(StreamServerTest, AnIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
   ASSERT_EQ(::send(sock, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
   const std::string answer = read_until(sock, "world", 1);
   EXPECT_NE(answer.find("world"), std::string::npos) << answer;
-  // Then nothing is sent: the server closes the connection once it has been idle 200 ms.
+  // Then nothing is sent: the server closes the connection once it has been idle 200 ms (it
+  // gave its thread back after the 100 ms linger: the watcher of parked connections closes it).
   const auto idle_since = std::chrono::steady_clock::now();
   pollfd p{sock, POLLIN, 0};
   ASSERT_EQ(poll(&p, 1, 5000), 1);
   char byte;
   EXPECT_EQ(::recv(sock, &byte, 1, 0), 0);  // end of stream, not data
   EXPECT_GE(std::chrono::steady_clock::now() - idle_since, std::chrono::milliseconds(150));
+  EXPECT_EQ(server_->parks(), 1u);
+  EXPECT_EQ(server_->parked_connections(), 0u);
+  ::close(sock);
+}
+
+// Polls `done` every millisecond for up to 5 s.
+template <typename Done>
+bool eventually(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+const std::string kHello = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+
+bool send_text(int sock, const std::string& text) {
+  return ::send(sock, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+}
+
+// A server with 4 threads and a 30 s keep-alive; `silent` connections are opened and send nothing.
+class SilentConnections : public StreamServerTest {
+ protected:
+  void open_silent(StreamServerOptions options, int silent) {
+    options.keep_alive_idle = std::chrono::seconds(30);
+    start(options, 4);
+    for (int i = 0; i < silent; ++i) {
+      const int sock = connect_to(port_);
+      ASSERT_GE(sock, 0);
+      silent_.push_back(sock);
+    }
+  }
+  void TearDown() override {
+    StreamServerTest::TearDown();
+    for (int sock : silent_) ::close(sock);
+  }
+  std::vector<int> silent_;
+};
+
+TEST_F(SilentConnections, MoreThanThePoolHasThreadsDoNotStallANewRequest) {
+  StreamServerOptions options;
+  options.idle_thread_linger = std::chrono::milliseconds(50);
+  open_silent(options, 12);  // three times the pool
+  // Each gives its thread back after 50 ms of silence, well before its 30 s keep-alive ends.
+  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 12; }))
+      << server_->parked_connections() << " parked";
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  ASSERT_TRUE(send_text(sock, kHello));
+  const std::string answer = read_until(sock, "world", 1);  // (gives up after 5 s)
+  EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << answer;
+  ::close(sock);
+  // The silent ones, parked before their first request, are served when they speak.
+  for (int silent : silent_) ASSERT_TRUE(send_text(silent, kHello));
+  for (int silent : silent_) {
+    const std::string late = read_until(silent, "world", 1);
+    EXPECT_NE(late.find("HTTP/1.1 200"), std::string::npos) << late;
+  }
+}
+
+TEST_F(SilentConnections, WithoutALingerEachHoldsAThreadForItsWholeKeepAlive) {
+  // httplib's way (idle_thread_linger 0): the control for the test above.
+  StreamServerOptions options;
+  options.idle_thread_linger = std::chrono::milliseconds(0);
+  open_silent(options, 4);  // as many as the pool has threads
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  ASSERT_TRUE(send_text(sock, kHello));
+  pollfd p{sock, POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 500), 0) << "answered although every thread waits on a silent connection";
+  EXPECT_EQ(server_->parks(), 0u);
+  // One silent connection closing frees a thread for it.
+  ::close(silent_.back());
+  silent_.pop_back();
+  const std::string answer = read_until(sock, "world", 1);
+  EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << answer;
+  ::close(sock);
+}
+
+TEST_F(StreamServerTest, AParkedConnectionServesItsNextRequestsOnTheSameConnection) {
+  StreamServerOptions options;
+  options.idle_thread_linger = std::chrono::milliseconds(20);
+  start(options);
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  sockaddr_in mine{};
+  socklen_t len = sizeof(mine);
+  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&mine), &len), 0);
+  const std::string me = "127.0.0.1:" + std::to_string(ntohs(mine.sin_port)) + " ";
+  const std::string whoami = "GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (size_t round = 1; round <= 2; ++round) {  // (5 requests in all: httplib's default max)
+    ASSERT_TRUE(send_text(sock, whoami));
+    const std::string answer = read_until(sock, me, 1);
+    EXPECT_NE(answer.find(me), std::string::npos) << answer;
+    ASSERT_TRUE(eventually([&] { return server_->parks() == round; })) << server_->parks();
+    EXPECT_EQ(server_->parked_connections(), 1u);
+  }
+  // Three requests in one segment to a parked connection: all answered, in order.
+  ASSERT_TRUE(send_text(sock, kHello + "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" + kHello));
+  const std::string answers = read_until(sock, "HTTP/1.1 ", 3);
+  const size_t first = answers.find("HTTP/1.1 200");
+  const size_t second = answers.find("HTTP/1.1 404");
+  const size_t third = answers.find("HTTP/1.1 200", first + 1);
+  ASSERT_NE(third, std::string::npos) << answers;
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, third);
+  ::close(sock);
+}
+
+TEST_F(StreamServerTest, AParkedConnectionTheClientClosesIsClosedHereToo) {
+  StreamServerOptions options;
+  options.idle_thread_linger = std::chrono::milliseconds(20);
+  options.keep_alive_idle = std::chrono::seconds(30);
+  start(options);
+  std::vector<int> socks;
+  for (int i = 0; i < 5; ++i) {
+    socks.push_back(connect_to(port_));
+    ASSERT_GE(socks.back(), 0);
+    ASSERT_TRUE(send_text(socks.back(), kHello));
+    EXPECT_NE(read_until(socks.back(), "world", 1).find("world"), std::string::npos);
+  }
+  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 5; }));
+  for (int sock : socks) ::close(sock);
+  // Each end of stream wakes the watcher, a thread reads it and closes the server's side.
+  EXPECT_TRUE(eventually([&] { return server_->parked_connections() == 0; }))
+      << server_->parked_connections();
+  // The server still serves.
+  const int sock = connect_to(port_);
+  ASSERT_TRUE(send_text(sock, kHello));
+  EXPECT_NE(read_until(sock, "world", 1).find("world"), std::string::npos);
+  ::close(sock);
+}
+
+TEST_F(StreamServerTest, ShuttingDownClosesParkedConnectionsAtOnce) {
+  StreamServerOptions options;
+  options.idle_thread_linger = std::chrono::milliseconds(20);
+  options.keep_alive_idle = std::chrono::seconds(60);
+  start(options);
+  const int sock = connect_to(port_);
+  ASSERT_TRUE(send_text(sock, kHello));
+  EXPECT_NE(read_until(sock, "world", 1).find("world"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 1; }));
+  server_->stop();
+  server_->shut_down_connections();
+  EXPECT_EQ(server_->parked_connections(), 0u);
+  pollfd p{sock, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  char byte;
+  EXPECT_EQ(::recv(sock, &byte, 1, 0), 0);  // end of stream
+  thread_.join();
   ::close(sock);
 }
 

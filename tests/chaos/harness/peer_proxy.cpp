@@ -413,7 +413,7 @@ void PeerProxy::serve_stream(BufferedSocketStream& sender) {
 }
 
 void PeerProxy::start() {
-  server_->new_task_queue = [] { return new httplib::ThreadPool(96); };
+  server_->set_thread_count(96);
   server_->set_tcp_nodelay(true);
   server_->set_keep_alive_max_count(1000000);
   server_->set_payload_max_length(kMaxFrameBytes);
