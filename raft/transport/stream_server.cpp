@@ -345,6 +345,27 @@ BufferedSocketStream::Await BufferedSocketStream::await_request() {
   return Await::kReady;
 }
 
+BufferedSocketStream::Await BufferedSocketStream::receive_more() {
+  if (begin_ > 0) {
+    std::memmove(buffer_, buffer_ + begin_, buffered());
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == sizeof(buffer_)) return Await::kReady;
+  const ssize_t n = recv_retrying(buffer_ + end_, sizeof(buffer_) - end_);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Await::kTimedOut;
+  if (n <= 0) return Await::kClosed;
+  end_ += static_cast<size_t>(n);
+  return Await::kReady;
+}
+
+bool BufferedSocketStream::has_header_block() const {
+  // A full buffer counts as one: what does not fit is read by whoever serves the request.
+  const std::string_view got = buffered_view();
+  return buffered() == sizeof(buffer_) || got.find("\n\r\n") != std::string_view::npos ||
+         got.find("\n\n") != std::string_view::npos;
+}
+
 bool BufferedSocketStream::read_more() {
   if (begin_ > 0) {
     std::memmove(buffer_, buffer_ + begin_, buffered());
@@ -481,8 +502,11 @@ struct StreamServer::Connection {
   int sock;
   BufferedSocketStream stream;
   size_t served = 0;
-  std::chrono::steady_clock::time_point idle_since;
-  bool waits_out_idle = false;  // SO_RCVTIMEO is the rest of the idle time, not the linger
+  // When the wait for more of the client ends: the keep-alive limit while idle, the read timeout
+  // once a request has begun (its first byte, until its header block is in).
+  std::chrono::steady_clock::time_point deadline;
+  bool request_begun = false;
+  bool waits_out_deadline = false;  // SO_RCVTIMEO is the rest of the wait, not the linger
 };
 
 // httplib's thread pool, known to the server: a parked connection that becomes readable is
@@ -557,8 +581,7 @@ void StreamServer::shut_down_connections() {
 void StreamServer::close_parked_locked(int sock) {
   const auto it = parked_.find(sock);
   if (it == parked_.end()) return;
-  const auto deadline = it->second->idle_since + options_.keep_alive_idle;
-  deadlines_.erase({deadline, sock});
+  deadlines_.erase({it->second->deadline, sock});
   parked_.erase(it);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
   // As at the end of serve(): untracked before it is closed, under the lock.
@@ -585,7 +608,7 @@ bool StreamServer::process_and_close_socket(socket_t sock) {
   set_receive_timeout(sock, thread_wait_ms());
   auto conn = std::make_shared<Connection>(sock, static_cast<int>(options_.read_timeout.count()),
                                            static_cast<int>(options_.write_timeout.count()));
-  conn->idle_since = std::chrono::steady_clock::now();
+  conn->deadline = std::chrono::steady_clock::now() + options_.keep_alive_idle;
   return serve(std::move(conn));
 }
 
@@ -594,23 +617,38 @@ bool StreamServer::serve(std::shared_ptr<Connection> conn) {
   BufferedSocketStream& stream = conn->stream;
   bool ok = false;
   while (conn->served < keep_alive_max_count_) {
-    // Idle keep-alive: wait for the next request (or EOF, or our shutdown).
-    const auto waited = stream.await_request();
+    // Wait for the next request (or EOF, or our shutdown): its first bytes, then, when idle
+    // connections are parked, its whole header block, so that a client sending its header a
+    // byte at a time waits without a thread too (up to the read timeout, as it would on one).
+    auto waited = stream.await_request();
+    while (waited == BufferedSocketStream::Await::kReady && parks_idle() &&
+           !stream.has_header_block()) {
+      if (!conn->request_begun) {
+        conn->request_begun = true;
+        conn->deadline = std::chrono::steady_clock::now() + options_.read_timeout;
+      }
+      waited = stream.receive_more();
+      // The end of the stream (or an error) after part of a request: whoever reads the request
+      // meets it, as without this wait (httplib answers a cut-short header block with 400).
+      if (waited == BufferedSocketStream::Await::kClosed) {
+        waited = BufferedSocketStream::Await::kReady;
+        break;
+      }
+    }
     if (waited == BufferedSocketStream::Await::kTimedOut) {
-      const auto idle = std::chrono::steady_clock::now() - conn->idle_since;
-      if (idle >= options_.keep_alive_idle) break;
-      // Idle for the linger: wait without a thread.
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= conn->deadline) break;  // idle for the keep-alive limit, or too slow a request
+      // Waiting for the linger: wait without a thread.
       if (park(conn)) return true;
       {
         std::lock_guard lock(mutex_);
         if (stopping_locked()) break;
       }
-      // It cannot be parked: this thread waits out the rest of the idle time.
-      const auto left =
-          std::chrono::ceil<std::chrono::milliseconds>(options_.keep_alive_idle - idle);
+      // It cannot be parked: this thread waits out the rest.
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(conn->deadline - now);
       set_receive_timeout(
           sock, static_cast<int>(std::max<std::chrono::milliseconds::rep>(left.count(), 1)));
-      conn->waits_out_idle = true;
+      conn->waits_out_deadline = true;
       continue;
     }
     if (waited != BufferedSocketStream::Await::kReady) break;
@@ -642,10 +680,11 @@ bool StreamServer::serve(std::shared_ptr<Connection> conn) {
     }
     if (!ok || connection_closed) break;
     ++conn->served;
-    conn->idle_since = std::chrono::steady_clock::now();
-    if (conn->waits_out_idle) {
+    conn->deadline = std::chrono::steady_clock::now() + options_.keep_alive_idle;
+    conn->request_begun = false;
+    if (conn->waits_out_deadline) {
       set_receive_timeout(sock, thread_wait_ms());
-      conn->waits_out_idle = false;
+      conn->waits_out_deadline = false;
     }
   }
   {
@@ -683,11 +722,10 @@ bool StreamServer::park(const std::shared_ptr<Connection>& conn) {
   event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
   event.data.fd = conn->sock;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, conn->sock, &event) != 0) return false;
-  const auto deadline = conn->idle_since + options_.keep_alive_idle;
   parked_[conn->sock] = conn;
-  deadlines_.emplace(deadline, conn->sock);
+  deadlines_.emplace(conn->deadline, conn->sock);
   parks_.fetch_add(1, std::memory_order_relaxed);
-  if (deadline < watcher_wakes_at_) {
+  if (conn->deadline < watcher_wakes_at_) {
     const uint64_t one = 1;
     (void)::write(wake_fd_, &one, sizeof(one));
   }
@@ -722,7 +760,7 @@ void StreamServer::watch_parked() {
       }
       // Readable (a request, EOF or an error): back to a thread, which finds out which.
       std::shared_ptr<Connection> conn = std::move(it->second);
-      deadlines_.erase({conn->idle_since + options_.keep_alive_idle, sock});
+      deadlines_.erase({conn->deadline, sock});
       parked_.erase(it);
       ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
       pool_->enqueue([this, conn = std::move(conn)] {
@@ -730,7 +768,8 @@ void StreamServer::watch_parked() {
         serve(conn);
       });
     }
-    // Idle for keep_alive_idle: closed, as a connection waiting on its thread would be.
+    // Idle for keep_alive_idle, or a request's header block not in within the read timeout:
+    // closed, as a connection waiting on its thread would be.
     const auto now = Clock::now();
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
       close_parked_locked(deadlines_.begin()->second);

@@ -61,6 +61,11 @@ class BufferedSocketStream final : public httplib::Stream {
   // Reads more into the buffer (waiting at most the read timeout); false when nothing more came
   // (or the buffer is full).
   bool read_more();
+  // One blocking recv() into the buffer, bounded by SO_RCVTIMEO (as await_request); kReady at
+  // once when the buffer is full.
+  Await receive_more();
+  // Does the buffer hold a header block's end (an empty line), or is it full?
+  bool has_header_block() const;
   // Drops the first n buffered bytes (n <= buffered_view().size()).
   void consume(size_t n) { begin_ += n; }
   // The buffer's capacity: a request larger than this is never parsed from the buffer whole.

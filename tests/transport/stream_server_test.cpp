@@ -100,8 +100,17 @@ class StreamServerTest : public ::testing::Test {
       slow_release_.get_future().wait();
       res.set_content("late", "text/plain");
     });
+    int listen_sock = -1;
+    server_->set_socket_options([&listen_sock](socket_t sock) {
+      const int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+      listen_sock = sock;
+    });
     port_ = server_->bind_to_any_port("127.0.0.1");
     ASSERT_GT(port_, 0);
+    // httplib's backlog of 5 would drop the SYNs of a dozen connections opened at once (each
+    // then retried a second later), as the real servers' re-listen avoids.
+    ASSERT_EQ(::listen(listen_sock, SOMAXCONN), 0);
     thread_ = std::thread([this] { server_->listen_after_bind(); });
     while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
@@ -314,6 +323,50 @@ TEST_F(SilentConnections, MoreThanThePoolHasThreadsDoNotStallANewRequest) {
     const std::string late = read_until(silent, "world", 1);
     EXPECT_NE(late.find("HTTP/1.1 200"), std::string::npos) << late;
   }
+}
+
+TEST_F(SilentConnections, RequestsWhoseHeaderTricklesInDoNotHoldThreadsEither) {
+  // A slowloris client: each connection sends the start of a request, then nothing for now.
+  StreamServerOptions options;
+  options.idle_thread_linger = std::chrono::milliseconds(50);
+  open_silent(options, 12);
+  for (int sock : silent_) ASSERT_TRUE(send_text(sock, "GET /hello HTTP/1.1\r\nHo"));
+  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 12; }))
+      << server_->parked_connections() << " parked";
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  ASSERT_TRUE(send_text(sock, kHello));
+  const std::string answer = read_until(sock, "world", 1);
+  EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << answer;
+  ::close(sock);
+  // The rest of each header, and each request is answered.
+  for (int slow : silent_) ASSERT_TRUE(send_text(slow, "st: x\r\n\r\n"));
+  for (int slow : silent_) {
+    const std::string late = read_until(slow, "world", 1);
+    EXPECT_NE(late.find("HTTP/1.1 200"), std::string::npos) << late;
+  }
+}
+
+TEST_F(StreamServerTest, AHeaderNotInWithinTheReadTimeoutIsClosed) {
+  StreamServerOptions options;
+  options.idle_thread_linger = std::chrono::milliseconds(20);
+  options.read_timeout = std::chrono::milliseconds(300);
+  options.keep_alive_idle = std::chrono::seconds(30);
+  start(options);
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  const auto began = std::chrono::steady_clock::now();
+  ASSERT_TRUE(send_text(sock, "GET /hello HTTP/1.1\r\nHo"));
+  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 1; }));
+  ASSERT_TRUE(send_text(sock, "st"));  // more of it, still not the end: parked again
+  pollfd p{sock, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  char byte;
+  EXPECT_EQ(::recv(sock, &byte, 1, 0), 0);  // closed without an answer, as on a read timeout
+  EXPECT_GE(std::chrono::steady_clock::now() - began, std::chrono::milliseconds(250));
+  EXPECT_GE(server_->parks(), 2u);
+  EXPECT_EQ(server_->parked_connections(), 0u);
+  ::close(sock);
 }
 
 TEST_F(SilentConnections, WithoutALingerEachHoldsAThreadForItsWholeKeepAlive) {
