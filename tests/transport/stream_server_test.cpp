@@ -301,6 +301,23 @@ class SilentConnections : public StreamServerTest {
     StreamServerTest::TearDown();
     for (int sock : silent_) ::close(sock);
   }
+  // Once every silent connection is parked, a new connection's request is answered; then each
+  // silent one sends `rest` and is answered too.
+  void expect_served_once_parked(const std::string& rest) {
+    ASSERT_TRUE(eventually([&] { return server_->parked_connections() == silent_.size(); }))
+        << server_->parked_connections() << " parked";
+    const int sock = connect_to(port_);
+    ASSERT_GE(sock, 0);
+    ASSERT_TRUE(send_text(sock, kHello));
+    const std::string answer = read_until(sock, "world", 1);  // (gives up after 5 s)
+    EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << answer;
+    ::close(sock);
+    for (int silent : silent_) ASSERT_TRUE(send_text(silent, rest));
+    for (int silent : silent_) {
+      const std::string late = read_until(silent, "world", 1);
+      EXPECT_NE(late.find("HTTP/1.1 200"), std::string::npos) << late;
+    }
+  }
   std::vector<int> silent_;
 };
 
@@ -308,21 +325,9 @@ TEST_F(SilentConnections, MoreThanThePoolHasThreadsDoNotStallANewRequest) {
   StreamServerOptions options;
   options.idle_thread_linger = std::chrono::milliseconds(50);
   open_silent(options, 12);  // three times the pool
-  // Each gives its thread back after 50 ms of silence, well before its 30 s keep-alive ends.
-  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 12; }))
-      << server_->parked_connections() << " parked";
-  const int sock = connect_to(port_);
-  ASSERT_GE(sock, 0);
-  ASSERT_TRUE(send_text(sock, kHello));
-  const std::string answer = read_until(sock, "world", 1);  // (gives up after 5 s)
-  EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << answer;
-  ::close(sock);
-  // The silent ones, parked before their first request, are served when they speak.
-  for (int silent : silent_) ASSERT_TRUE(send_text(silent, kHello));
-  for (int silent : silent_) {
-    const std::string late = read_until(silent, "world", 1);
-    EXPECT_NE(late.find("HTTP/1.1 200"), std::string::npos) << late;
-  }
+  // Each gives its thread back after 50 ms of silence, well before its 30 s keep-alive ends; the
+  // silent ones, parked before their first request, are served when they speak.
+  expect_served_once_parked(kHello);
 }
 
 TEST_F(SilentConnections, RequestsWhoseHeaderTricklesInDoNotHoldThreadsEither) {
@@ -331,20 +336,8 @@ TEST_F(SilentConnections, RequestsWhoseHeaderTricklesInDoNotHoldThreadsEither) {
   options.idle_thread_linger = std::chrono::milliseconds(50);
   open_silent(options, 12);
   for (int sock : silent_) ASSERT_TRUE(send_text(sock, "GET /hello HTTP/1.1\r\nHo"));
-  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 12; }))
-      << server_->parked_connections() << " parked";
-  const int sock = connect_to(port_);
-  ASSERT_GE(sock, 0);
-  ASSERT_TRUE(send_text(sock, kHello));
-  const std::string answer = read_until(sock, "world", 1);
-  EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << answer;
-  ::close(sock);
-  // The rest of each header, and each request is answered.
-  for (int slow : silent_) ASSERT_TRUE(send_text(slow, "st: x\r\n\r\n"));
-  for (int slow : silent_) {
-    const std::string late = read_until(slow, "world", 1);
-    EXPECT_NE(late.find("HTTP/1.1 200"), std::string::npos) << late;
-  }
+  // Then the rest of each header.
+  expect_served_once_parked("st: x\r\n\r\n");
 }
 
 TEST_F(StreamServerTest, AHeaderNotInWithinTheReadTimeoutIsClosed) {
