@@ -376,6 +376,10 @@ Status ApiServer::start() {
   server_->set_read_timeout(30, 0);
   server_->set_write_timeout(30, 0);
   server_->set_thread_count(options_.threads);
+  metrics_.set_client_connections_source([server = server_.get()] {
+    const auto stats = server->connection_stats();
+    return metrics::ClientConnections{stats.open, stats.parked, stats.parks};
+  });
   register_handlers(*server_, ".*");
   // Plain requests skip httplib's request processing (see StreamServer::set_direct_handler); an
   // event stream (observe with Accept: text/event-stream) is written by httplib's content
@@ -457,6 +461,7 @@ void ApiServer::stop() {
     server_->shut_down_connections();
   }
   if (thread_.joinable()) thread_.join();
+  metrics_.set_client_connections_source(nullptr);  // (the server goes with this object)
 }
 
 bool ApiServer::forwarded(const httplib::Request& request) const {

@@ -167,6 +167,11 @@ void Metrics::set_transport_stats_source(TransportStatsSource source) {
   transport_stats_source_ = std::move(source);
 }
 
+void Metrics::set_client_connections_source(ClientConnectionsSource source) {
+  std::lock_guard lock(serialize_mu_);
+  client_connections_source_ = std::move(source);
+}
+
 std::string Metrics::serialize() const {
   std::lock_guard lock(serialize_mu_);
   std::vector<MetricFamily> extra;
@@ -186,6 +191,11 @@ std::string Metrics::serialize() const {
   }
   if (transport_stats_source_) {
     for (auto& family : transport_families(transport_stats_source_())) {
+      extra.push_back(std::move(family));
+    }
+  }
+  if (client_connections_source_) {
+    for (auto& family : client_connection_families(client_connections_source_())) {
       extra.push_back(std::move(family));
     }
   }
@@ -220,6 +230,33 @@ std::vector<MetricFamily> Metrics::follower_families(const raft::NodeStatus& sta
   std::vector<MetricFamily> out;
   out.push_back(std::move(lag));
   out.push_back(std::move(match));
+  return out;
+}
+
+std::vector<MetricFamily> Metrics::client_connection_families(
+    const ClientConnections& connections) {
+  auto one = [](const char* name, const char* help, MetricType type, double value) {
+    MetricFamily family{name, help, type, {}};
+    ClientMetric metric;
+    if (type == MetricType::Counter) {
+      metric.counter.value = value;
+    } else {
+      metric.gauge.value = value;
+    }
+    family.metric.push_back(std::move(metric));
+    return family;
+  };
+  std::vector<MetricFamily> out;
+  out.push_back(one("raftlock_http_connections_open",
+                    "Client-port connections accepted and not closed yet.", MetricType::Gauge,
+                    static_cast<double>(connections.open)));
+  out.push_back(one("raftlock_http_connections_parked",
+                    "Client-port connections waiting for their next request (or the rest of its "
+                    "header) without a thread.",
+                    MetricType::Gauge, static_cast<double>(connections.parked)));
+  out.push_back(one("raftlock_http_connection_parks_total",
+                    "Times a client-port connection idle for 100 ms gave its thread back.",
+                    MetricType::Counter, static_cast<double>(connections.parks)));
   return out;
 }
 

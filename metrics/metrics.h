@@ -2,7 +2,8 @@
 //
 // Hot paths only touch prebuilt counters, gauges and histograms. State that is cheap to read
 // (log indexes, pending proposals, per-peer transport counters, follower lag) is read at scrape
-// time from the sources set with set_node_status_source / set_transport_stats_source.
+// time from the sources set with set_node_status_source / set_transport_stats_source /
+// set_client_connections_source.
 // No user-supplied string ever becomes a label value: routes are route patterns, peers are node
 // ids, outcomes and reasons are fixed sets.
 #pragma once
@@ -29,10 +30,18 @@
 
 namespace raftlock::metrics {
 
+// The client port's connections, read at scrape time.
+struct ClientConnections {
+  size_t open = 0;     // accepted and not closed yet
+  size_t parked = 0;   // idle (or a request header still coming in), waiting without a thread
+  uint64_t parks = 0;  // times a connection was parked
+};
+
 class Metrics {
  public:
   using NodeStatusSource = std::function<raft::NodeStatus()>;
   using TransportStatsSource = std::function<raft::transport::TransportStats()>;
+  using ClientConnectionsSource = std::function<ClientConnections()>;
 
   Metrics();
 
@@ -43,6 +52,7 @@ class Metrics {
   // Scrape-time sources; either may be left unset. They must stay valid while serialize() can run.
   void set_node_status_source(NodeStatusSource source);
   void set_transport_stats_source(TransportStatsSource source);
+  void set_client_connections_source(ClientConnectionsSource source);
 
   // Raft runtime observations (RaftObserver below records them).
   prometheus::Gauge& raft_node_id;
@@ -95,6 +105,8 @@ class Metrics {
   static std::vector<prometheus::MetricFamily> transport_families(
       const raft::transport::TransportStats& stats);
   static std::vector<prometheus::MetricFamily> follower_families(const raft::NodeStatus& status);
+  static std::vector<prometheus::MetricFamily> client_connection_families(
+      const ClientConnections& connections);
 
  private:
   explicit Metrics(std::shared_ptr<prometheus::Registry> registry);
@@ -111,6 +123,7 @@ class Metrics {
   mutable std::mutex serialize_mu_;  // also guards the sources
   NodeStatusSource node_status_source_;
   TransportStatsSource transport_stats_source_;
+  ClientConnectionsSource client_connections_source_;
 };
 
 // Records the node runtime's observations into Metrics (every call is on the node's loop thread).

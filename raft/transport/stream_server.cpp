@@ -569,6 +569,11 @@ size_t StreamServer::parked_connections() const {
   return parked_.size();
 }
 
+StreamServer::ConnectionStats StreamServer::connection_stats() const {
+  std::lock_guard lock(mutex_);
+  return {open_.size(), parked_.size(), parks_.load(std::memory_order_relaxed)};
+}
+
 void StreamServer::shut_down_connections() {
   std::lock_guard lock(mutex_);
   // The first call lets busy connections write their answer; a repeated one cuts them off.

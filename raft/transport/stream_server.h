@@ -170,6 +170,12 @@ class StreamServer final : public httplib::Server {
   // Connections waiting for their next request without a thread, now / ever (tests, metrics).
   size_t parked_connections() const;
   size_t parks() const { return parks_.load(std::memory_order_relaxed); }
+  struct ConnectionStats {
+    size_t open = 0;     // accepted and not closed yet (parked ones included)
+    size_t parked = 0;   // waiting for their next request without a thread
+    uint64_t parks = 0;  // times a connection was parked
+  };
+  ConnectionStats connection_stats() const;
 
  private:
   struct Connection;

@@ -10,12 +10,14 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "tests/integration/cluster.h"
 #include "tests/integration/http_test_support.h"
+#include "tests/metrics/prometheus_tools.h"
 
 namespace raftlock::testing {
 namespace {
@@ -433,6 +435,15 @@ TEST_F(HttpErrors, SilentConnectionsBeyondThePoolsThreadsStallNoRequest) {
   auto lease =
       http_request(cluster_->client_port(follower_), "POST", "/v1/leases", "{\"ttl_ms\": 5000}");
   EXPECT_EQ(lease.status, 201) << lease.raw;
+  // The node's metrics show them parked (waiting without a thread).
+  std::optional<double> parked;
+  for (int i = 0; i < 500 && parked.value_or(0) < kSilent; ++i) {
+    if (i > 0) std::this_thread::sleep_for(10ms);
+    parked = prometheus_tools::sample(
+        http_request(cluster_->client_port(follower_), "GET", "/metrics").raw,
+        "raftlock_http_connections_parked");
+  }
+  EXPECT_GE(parked.value_or(-1), kSilent);
   // A silent connection that speaks at last is served too.
   const std::string request = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_EQ(::send(silent.front(), request.data(), request.size(), MSG_NOSIGNAL),

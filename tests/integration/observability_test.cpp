@@ -32,14 +32,7 @@ namespace tools = prometheus_tools;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// The value of the sample `series` (metric name plus its exact label text), or nullopt.
-std::optional<double> sample(const std::string& exposition, const std::string& series) {
-  std::stringstream lines(exposition);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nullopt;
-}
+using tools::sample;
 
 std::string peer_series(const std::string& name, int peer) {
   return name + "{peer=\"" + std::to_string(peer) + "\"}";

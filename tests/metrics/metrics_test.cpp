@@ -18,14 +18,7 @@ using raft::Role;
 using raft::SoftState;
 namespace tools = raftlock::testing::prometheus_tools;
 
-// The value of the sample `series` (name plus exact label text, e.g. `x{peer="2"}`), or nullopt.
-std::optional<double> sample(const std::string& exposition, const std::string& series) {
-  std::stringstream lines(exposition);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return std::nullopt;
-}
+using tools::sample;
 
 double value_of(const Metrics& metrics, const std::string& series) {
   auto value = sample(metrics.serialize(), series);
@@ -225,6 +218,26 @@ TEST(Metrics, TransportStatsBecomePerPeerSeriesLabelledByNodeId) {
   EXPECT_EQ(text.find("7082"), std::string::npos);
   EXPECT_EQ(text.find("# TYPE raftlock_transport_sent_bytes_total counter") != std::string::npos,
             true);
+}
+
+TEST(Metrics, ClientConnectionsAreReadAtScrapeTime) {
+  Metrics metrics;
+  EXPECT_EQ(metrics.serialize().find("raftlock_http_connections_open"), std::string::npos);
+  ClientConnections now{7, 5, 40};
+  metrics.set_client_connections_source([&now] { return now; });
+  std::string text = metrics.serialize();
+  EXPECT_EQ(sample(text, "raftlock_http_connections_open"), 7);
+  EXPECT_EQ(sample(text, "raftlock_http_connections_parked"), 5);
+  EXPECT_EQ(sample(text, "raftlock_http_connection_parks_total"), 40);
+  EXPECT_NE(text.find("# TYPE raftlock_http_connections_parked gauge"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE raftlock_http_connection_parks_total counter"), std::string::npos);
+  now = {2, 0, 41};
+  text = metrics.serialize();
+  EXPECT_EQ(sample(text, "raftlock_http_connections_open"), 2);
+  EXPECT_EQ(sample(text, "raftlock_http_connections_parked"), 0);
+  EXPECT_EQ(sample(text, "raftlock_http_connection_parks_total"), 41);
+  metrics.set_client_connections_source(nullptr);
+  EXPECT_EQ(metrics.serialize().find("raftlock_http_connections_open"), std::string::npos);
 }
 
 TEST(Metrics, RequestsAreLabelledByRoutePatternNeverByTheUsersPath) {

@@ -20,6 +20,16 @@
 
 namespace raftlock::testing::prometheus_tools {
 
+// The value of the sample `series` (metric name plus its exact label text, e.g. `x{peer="2"}`)
+// in a text exposition, or nullopt.
+inline std::optional<double> sample(const std::string& exposition, const std::string& series) {
+  std::stringstream lines(exposition);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return std::nullopt;
+}
+
 // Absolute path of `name` found on PATH, or nullopt when it is not installed.
 inline std::optional<std::string> find_tool(const std::string& name) {
   const char* path = std::getenv("PATH");
