@@ -54,6 +54,15 @@ const char* method_label(const std::string& method) {
   return "other";
 }
 
+// Sets a sample's value where its family's type reads it.
+void set_value(ClientMetric& metric, MetricType type, double value) {
+  if (type == MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+}
+
 // One family of per-peer samples; `value` reads the field from a PeerStats.
 template <typename Field>
 MetricFamily peer_family(const raft::transport::TransportStats& stats, const std::string& name,
@@ -62,12 +71,7 @@ MetricFamily peer_family(const raft::transport::TransportStats& stats, const std
   for (const auto& peer : stats.peers) {
     ClientMetric metric;
     metric.label.push_back({"peer", std::to_string(peer.id)});
-    const double v = static_cast<double>(value(peer));
-    if (type == MetricType::Counter) {
-      metric.counter.value = v;
-    } else {
-      metric.gauge.value = v;
-    }
+    set_value(metric, type, static_cast<double>(value(peer)));
     family.metric.push_back(std::move(metric));
   }
   return family;
@@ -238,11 +242,7 @@ std::vector<MetricFamily> Metrics::client_connection_families(
   auto one = [](const char* name, const char* help, MetricType type, double value) {
     MetricFamily family{name, help, type, {}};
     ClientMetric metric;
-    if (type == MetricType::Counter) {
-      metric.counter.value = value;
-    } else {
-      metric.gauge.value = value;
-    }
+    set_value(metric, type, value);
     family.metric.push_back(std::move(metric));
     return family;
   };

@@ -564,14 +564,9 @@ void StreamServer::detach_pool(Pool* pool) {
   while (!parked_.empty()) close_parked_locked(parked_.begin()->first);
 }
 
-size_t StreamServer::parked_connections() const {
-  std::lock_guard lock(mutex_);
-  return parked_.size();
-}
-
 StreamServer::ConnectionStats StreamServer::connection_stats() const {
   std::lock_guard lock(mutex_);
-  return {open_.size(), parked_.size(), parks_.load(std::memory_order_relaxed)};
+  return {open_.size(), parked_.size(), parks_};
 }
 
 void StreamServer::shut_down_connections() {
@@ -729,7 +724,7 @@ bool StreamServer::park(const std::shared_ptr<Connection>& conn) {
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, conn->sock, &event) != 0) return false;
   parked_[conn->sock] = conn;
   deadlines_.emplace(conn->deadline, conn->sock);
-  parks_.fetch_add(1, std::memory_order_relaxed);
+  ++parks_;
   if (conn->deadline < watcher_wakes_at_) {
     const uint64_t one = 1;
     (void)::write(wake_fd_, &one, sizeof(one));

@@ -167,9 +167,8 @@ class StreamServer final : public httplib::Server {
   bool set_base_dir(const std::string& dir, const std::string& mount_point = std::string());
   // How many requests the direct path answered (for tests and metrics).
   size_t direct_requests() const { return direct_requests_.load(std::memory_order_relaxed); }
-  // Connections waiting for their next request without a thread, now / ever (tests, metrics).
-  size_t parked_connections() const;
-  size_t parks() const { return parks_.load(std::memory_order_relaxed); }
+  // The server's connections now, and how often one waited for its next request without a
+  // thread (tests, metrics).
   struct ConnectionStats {
     size_t open = 0;     // accepted and not closed yet (parked ones included)
     size_t parked = 0;   // waiting for their next request without a thread
@@ -224,7 +223,6 @@ class StreamServer final : public httplib::Server {
   ExceptionHandler exception_handler_copy_;
   bool httplib_extras_ = false;  // see set_direct_handler
   std::atomic<size_t> direct_requests_{0};
-  std::atomic<size_t> parks_{0};
   mutable std::mutex mutex_;
   std::map<int, bool> open_;  // socket -> idle (waiting for the next request)
   bool closing_ = false;
@@ -232,6 +230,7 @@ class StreamServer final : public httplib::Server {
   // back to pool_ when readable or is closed at its idle deadline.
   Pool* pool_ = nullptr;
   std::map<int, std::shared_ptr<Connection>> parked_;
+  uint64_t parks_ = 0;
   std::set<std::pair<std::chrono::steady_clock::time_point, int>> deadlines_;
   std::chrono::steady_clock::time_point watcher_wakes_at_ =
       std::chrono::steady_clock::time_point::max();

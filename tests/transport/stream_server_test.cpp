@@ -181,6 +181,14 @@ int connect_to(int port) {
   return sock;
 }
 
+// "127.0.0.1:PORT" of a connected socket's own end ("" if it cannot be read).
+std::string local_address(int sock) {
+  sockaddr_in mine{};
+  socklen_t len = sizeof(mine);
+  if (::getsockname(sock, reinterpret_cast<sockaddr*>(&mine), &len) != 0) return "";
+  return "127.0.0.1:" + std::to_string(ntohs(mine.sin_port));
+}
+
 // Reads until `count` occurrences of `marker` arrived, the peer closed, or 5 s passed.
 std::string read_until(int sock, const std::string& marker, size_t count) {
   std::string out;
@@ -230,11 +238,7 @@ TEST_F(StreamServerTest, EveryRequestOfAConnectionSeesItsAddresses) {
   start();
   const int sock = connect_to(port_);
   ASSERT_GE(sock, 0);
-  sockaddr_in mine{};
-  socklen_t len = sizeof(mine);
-  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&mine), &len), 0);
-  const std::string expected =
-      "127.0.0.1:" + std::to_string(ntohs(mine.sin_port)) + " 127.0.0.1:" + std::to_string(port_);
+  const std::string expected = local_address(sock) + " 127.0.0.1:" + std::to_string(port_);
   const std::string request = "GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n";
   for (int i = 0; i < 2; ++i) {  // the second answer comes from the addresses looked up once
     ASSERT_EQ(::send(sock, request.data(), request.size(), 0),
@@ -263,8 +267,8 @@ TEST_F(StreamServerTest, AnIdleKeepAliveConnectionIsClosedAfterTheIdleTimeout) {
   char byte;
   EXPECT_EQ(::recv(sock, &byte, 1, 0), 0);  // end of stream, not data
   EXPECT_GE(std::chrono::steady_clock::now() - idle_since, std::chrono::milliseconds(150));
-  EXPECT_EQ(server_->parks(), 1u);
-  EXPECT_EQ(server_->parked_connections(), 0u);
+  EXPECT_EQ(server_->connection_stats().parks, 1u);
+  EXPECT_EQ(server_->connection_stats().parked, 0u);
   ::close(sock);
 }
 
@@ -304,8 +308,8 @@ class SilentConnections : public StreamServerTest {
   // Once every silent connection is parked, a new connection's request is answered; then each
   // silent one sends `rest` and is answered too.
   void expect_served_once_parked(const std::string& rest) {
-    ASSERT_TRUE(eventually([&] { return server_->parked_connections() == silent_.size(); }))
-        << server_->parked_connections() << " parked";
+    ASSERT_TRUE(eventually([&] { return server_->connection_stats().parked == silent_.size(); }))
+        << server_->connection_stats().parked << " parked";
     const int sock = connect_to(port_);
     ASSERT_GE(sock, 0);
     ASSERT_TRUE(send_text(sock, kHello));
@@ -350,15 +354,15 @@ TEST_F(StreamServerTest, AHeaderNotInWithinTheReadTimeoutIsClosed) {
   ASSERT_GE(sock, 0);
   const auto began = std::chrono::steady_clock::now();
   ASSERT_TRUE(send_text(sock, "GET /hello HTTP/1.1\r\nHo"));
-  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 1; }));
+  ASSERT_TRUE(eventually([&] { return server_->connection_stats().parked == 1; }));
   ASSERT_TRUE(send_text(sock, "st"));  // more of it, still not the end: parked again
   pollfd p{sock, POLLIN, 0};
   ASSERT_EQ(poll(&p, 1, 5000), 1);
   char byte;
   EXPECT_EQ(::recv(sock, &byte, 1, 0), 0);  // closed without an answer, as on a read timeout
   EXPECT_GE(std::chrono::steady_clock::now() - began, std::chrono::milliseconds(250));
-  EXPECT_GE(server_->parks(), 2u);
-  EXPECT_EQ(server_->parked_connections(), 0u);
+  EXPECT_GE(server_->connection_stats().parks, 2u);
+  EXPECT_EQ(server_->connection_stats().parked, 0u);
   ::close(sock);
 }
 
@@ -372,7 +376,7 @@ TEST_F(SilentConnections, WithoutALingerEachHoldsAThreadForItsWholeKeepAlive) {
   ASSERT_TRUE(send_text(sock, kHello));
   pollfd p{sock, POLLIN, 0};
   EXPECT_EQ(poll(&p, 1, 500), 0) << "answered although every thread waits on a silent connection";
-  EXPECT_EQ(server_->parks(), 0u);
+  EXPECT_EQ(server_->connection_stats().parks, 0u);
   // One silent connection closing frees a thread for it.
   ::close(silent_.back());
   silent_.pop_back();
@@ -387,17 +391,15 @@ TEST_F(StreamServerTest, AParkedConnectionServesItsNextRequestsOnTheSameConnecti
   start(options);
   const int sock = connect_to(port_);
   ASSERT_GE(sock, 0);
-  sockaddr_in mine{};
-  socklen_t len = sizeof(mine);
-  ASSERT_EQ(::getsockname(sock, reinterpret_cast<sockaddr*>(&mine), &len), 0);
-  const std::string me = "127.0.0.1:" + std::to_string(ntohs(mine.sin_port)) + " ";
+  const std::string me = local_address(sock) + " ";
   const std::string whoami = "GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n";
   for (size_t round = 1; round <= 2; ++round) {  // (5 requests in all: httplib's default max)
     ASSERT_TRUE(send_text(sock, whoami));
     const std::string answer = read_until(sock, me, 1);
     EXPECT_NE(answer.find(me), std::string::npos) << answer;
-    ASSERT_TRUE(eventually([&] { return server_->parks() == round; })) << server_->parks();
-    EXPECT_EQ(server_->parked_connections(), 1u);
+    ASSERT_TRUE(eventually([&] { return server_->connection_stats().parks == round; }))
+        << server_->connection_stats().parks;
+    EXPECT_EQ(server_->connection_stats().parked, 1u);
   }
   // Three requests in one segment to a parked connection: all answered, in order.
   ASSERT_TRUE(send_text(sock, kHello + "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" + kHello));
@@ -423,11 +425,11 @@ TEST_F(StreamServerTest, AParkedConnectionTheClientClosesIsClosedHereToo) {
     ASSERT_TRUE(send_text(socks.back(), kHello));
     EXPECT_NE(read_until(socks.back(), "world", 1).find("world"), std::string::npos);
   }
-  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 5; }));
+  ASSERT_TRUE(eventually([&] { return server_->connection_stats().parked == 5; }));
   for (int sock : socks) ::close(sock);
   // Each end of stream wakes the watcher, a thread reads it and closes the server's side.
-  EXPECT_TRUE(eventually([&] { return server_->parked_connections() == 0; }))
-      << server_->parked_connections();
+  EXPECT_TRUE(eventually([&] { return server_->connection_stats().parked == 0; }))
+      << server_->connection_stats().parked;
   // The server still serves.
   const int sock = connect_to(port_);
   ASSERT_TRUE(send_text(sock, kHello));
@@ -443,10 +445,10 @@ TEST_F(StreamServerTest, ShuttingDownClosesParkedConnectionsAtOnce) {
   const int sock = connect_to(port_);
   ASSERT_TRUE(send_text(sock, kHello));
   EXPECT_NE(read_until(sock, "world", 1).find("world"), std::string::npos);
-  ASSERT_TRUE(eventually([&] { return server_->parked_connections() == 1; }));
+  ASSERT_TRUE(eventually([&] { return server_->connection_stats().parked == 1; }));
   server_->stop();
   server_->shut_down_connections();
-  EXPECT_EQ(server_->parked_connections(), 0u);
+  EXPECT_EQ(server_->connection_stats().parked, 0u);
   pollfd p{sock, POLLIN, 0};
   ASSERT_EQ(poll(&p, 1, 5000), 1);
   char byte;
