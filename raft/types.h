@@ -103,7 +103,8 @@ enum class MessageType : uint8_t {
   kReadIndex = 10,          // follower -> leader: please give me a read index for `context`
   kReadIndexResponse = 11,  // leader -> follower: index = read index for `context` (reject: none)
   // Proposal forwarding between node runtimes (never stepped into the core): a follower asks the
-  // leader to append entries[i].data; context names the request.
+  // leader to append entries[i].data; context names the request; index = kForwardMayWait when
+  // every command in it may wait for the leader's next append (Urgency::kMayWait).
   kForward = 12,
   // Leader -> follower: entries[i] = (index, term) where command i was appended, in order; reject:
   // the rest were refused, reject_hint = their ErrorCode. context echoed.
@@ -111,6 +112,9 @@ enum class MessageType : uint8_t {
 };
 
 const char* message_type_name(MessageType type);
+
+// kForward's `index` when all its commands may wait (0 otherwise, and from older versions).
+inline constexpr uint64_t kForwardMayWait = 1;
 
 struct Message {
   MessageType type = MessageType::kAppend;

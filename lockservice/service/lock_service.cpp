@@ -296,12 +296,13 @@ void LockService::update_gauges() {
 // ---------------------------------------------------------------------------------------------
 // Client operations.
 
-Result<CommandResult> LockService::propose(const Command& command, Clock::time_point deadline) {
+Result<CommandResult> LockService::propose(const Command& command, Clock::time_point deadline,
+                                           raft::Urgency urgency) {
   if (node_ == nullptr) return make_error(ErrorCode::kUnavailable, "The service is not attached.");
   const std::string encoded = encode_command(command);
   while (true) {
     if (!running()) return make_error(ErrorCode::kUnavailable, "The node is shutting down.");
-    auto future = node_->propose(encoded);
+    auto future = node_->propose(encoded, urgency);
     if (future.wait_until(deadline) != std::future_status::ready) {
       return make_error(ErrorCode::kTimeout,
                         "The request was not answered in time; it may or may not have taken effect "
@@ -444,6 +445,16 @@ std::shared_ptr<LockService::Watch> LockService::attach_watch(bool is_lock, cons
   return watch;  // the map entry may be erased by another waiter; the caller keeps ours alive
 }
 
+bool LockService::held_by_another(bool is_lock, const std::string& name, LeaseId lease_id) {
+  std::lock_guard lock(mu_);
+  if (is_lock) {
+    const LockView view = machine_.get_lock(name);
+    return view.holder ? view.holder->lease_id != lease_id : view.in_lock_delay;
+  }
+  const ElectionView view = machine_.get_election(name);
+  return view.leader && view.leader->lease_id != lease_id;
+}
+
 void LockService::detach_watch(bool is_lock, const std::string& name, LeaseId lease_id,
                                const std::shared_ptr<Watch>& watch) {
   const std::string key = is_lock ? lock_waiter_key(name, lease_id) : election_key(name);
@@ -467,7 +478,11 @@ Result<CommandResult> LockService::propose_and_wait(bool is_lock, const Command&
                                                     Clock::time_point propose_deadline) {
   if (!wait) return propose(command, propose_deadline);
   auto watch = attach_watch(is_lock, name, lease_id);
-  auto result = propose(command, propose_deadline);
+  // Queueing behind a holder: the entry can share the write of the release that ends the hold
+  // (a write of its own, just before that release, would make the handoff wait for it).
+  const auto urgency =
+      held_by_another(is_lock, name, lease_id) ? raft::Urgency::kMayWait : raft::Urgency::kNow;
+  auto result = propose(command, propose_deadline, urgency);
   if (result && result->outcome == Outcome::kQueued) {
     // Grants recorded since attach_watch may be replays of entries older than this request (a
     // restarted node re-applies its log): only a token above the object's revision at the

@@ -98,7 +98,12 @@ class LockService final : public raft::StateMachine {
 
  private:
   // Proposes an idempotent command, retrying through leader changes until `deadline`.
-  Result<CommandResult> propose(const Command& command, Clock::time_point deadline);
+  Result<CommandResult> propose(const Command& command, Clock::time_point deadline,
+                                raft::Urgency urgency = raft::Urgency::kNow);
+  // Whether another lease holds lock (or leads election) `name` in this node's applied state: a
+  // waiting acquire (campaign) of `lease_id` will then most likely queue, and its entry may wait
+  // for the leader's next write (raft::Urgency::kMayWait) rather than take one of its own.
+  bool held_by_another(bool is_lock, const std::string& name, LeaseId lease_id);
   // Wakes every request parked on `key` ("l:<lock>#<lease>" or "e:<election>").
   void notify(const std::string& key);
   // Wakes the requests parked on lock `name` whose wait is over: their lease now holds it or is no

@@ -106,44 +106,74 @@ void Node::post(Task task) {
   task(false);  // the loop is stopping or gone: the task only reports failure
 }
 
-std::future<Result<std::any>> Node::propose(std::string command) {
+std::future<Result<std::any>> Node::propose(std::string command, Urgency urgency) {
   auto promise = std::make_shared<std::promise<Result<std::any>>>();
   auto future = promise->get_future();
-  post([this, promise, command = std::move(command)](bool alive) mutable {
+  post([this, promise, urgency, command = std::move(command)](bool alive) mutable {
     if (!alive) {
       promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
       return;
     }
     const auto proposed_at = Clock::now();
-    auto appended = core_->propose(command);
-    if (appended) {
-      track_proposal(*appended, promise, proposed_at);
+    if (urgency == Urgency::kMayWait && core_->role() == Role::kLeader) {
+      held_proposals_.push_back(HeldProposal{std::move(command), std::move(promise), proposed_at});
+      start_holding(proposed_at);
       return;
     }
-    const NodeId leader = core_->leader_id();
-    if (appended.error().code == ErrorCode::kNotLeader && leader != kNoNode &&
-        leader != options_.core.id && can_forward_to_ && can_forward_to_(leader)) {
-      queue_forward(leader, std::move(command), promise, proposed_at);
-      return;
-    }
-    if (appended.error().code != ErrorCode::kNotLeader || !forwarder_ || leader == kNoNode ||
-        leader == options_.core.id) {
-      promise->set_value(appended.error());
-      return;
-    }
-    forwarder_(leader, std::move(command), [this, promise, proposed_at](Result<EntryId> forwarded) {
-      post([this, promise, proposed_at, forwarded = std::move(forwarded)](bool alive) mutable {
-        if (!alive) {
-          promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
-        } else if (!forwarded) {
-          promise->set_value(forwarded.error());
-        } else {
-          track_proposal(*forwarded, promise, proposed_at);
-        }
-      });
-    });
+    propose_now(std::move(command), std::move(promise), proposed_at, urgency);
   });
   return future;
+}
+
+void Node::propose_now(std::string command, ProposalPromise promise, Clock::time_point proposed_at,
+                       Urgency urgency) {
+  auto appended = core_->propose(command);
+  if (appended) {
+    track_proposal(*appended, promise, proposed_at);
+    return;
+  }
+  const NodeId leader = core_->leader_id();
+  if (appended.error().code == ErrorCode::kNotLeader && leader != kNoNode &&
+      leader != options_.core.id && can_forward_to_ && can_forward_to_(leader)) {
+    queue_forward(leader, std::move(command), promise, proposed_at, urgency);
+    return;
+  }
+  if (appended.error().code != ErrorCode::kNotLeader || !forwarder_ || leader == kNoNode ||
+      leader == options_.core.id) {
+    promise->set_value(appended.error());
+    return;
+  }
+  forwarder_(leader, std::move(command), [this, promise, proposed_at](Result<EntryId> forwarded) {
+    post([this, promise, proposed_at, forwarded = std::move(forwarded)](bool alive) mutable {
+      if (!alive) {
+        promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
+      } else if (!forwarded) {
+        promise->set_value(forwarded.error());
+      } else {
+        track_proposal(*forwarded, promise, proposed_at);
+      }
+    });
+  });
+}
+
+void Node::start_holding(Clock::time_point now) {
+  if (!held_until_) held_until_ = now + options_.may_wait_limit;
+}
+
+void Node::release_held(Clock::time_point now, bool appended) {
+  if (!held_until_) return;
+  if (!appended && now < *held_until_ && core_->role() == Role::kLeader) return;
+  held_until_.reset();
+  // After the round's own proposals, in the order they came. A node that no longer leads forwards
+  // the local ones to the new leader and refuses the forwarded ones (safe to retry: not appended).
+  auto proposals = std::move(held_proposals_);
+  auto forwards = std::move(held_forwards_);
+  held_proposals_.clear();
+  held_forwards_.clear();
+  for (HeldProposal& held : proposals) {
+    propose_now(std::move(held.command), std::move(held.promise), held.proposed_at, Urgency::kNow);
+  }
+  for (const Message& request : forwards) answer_forward(request);
 }
 
 std::future<Result<std::any>> Node::propose_as_leader(std::string command, Term term) {
@@ -205,10 +235,10 @@ std::future<std::vector<Result<EntryId>>> Node::append_batch(std::vector<std::st
   return future;
 }
 
-void Node::queue_forward(NodeId leader, std::string command,
-                         std::shared_ptr<std::promise<Result<std::any>>> promise,
-                         Clock::time_point proposed_at) {
+void Node::queue_forward(NodeId leader, std::string command, ProposalPromise promise,
+                         Clock::time_point proposed_at, Urgency urgency) {
   OutgoingForward& outgoing = outgoing_forwards_[leader];
+  if (urgency != Urgency::kMayWait) outgoing.may_wait = false;
   Message& request = outgoing.request;
   if (request.entries.empty()) {
     outgoing.first_id = next_forward_id_;
@@ -233,8 +263,10 @@ void Node::flush_forwards() {
   if (outgoing_forwards_.empty()) return;
   std::vector<Message> requests;
   requests.reserve(outgoing_forwards_.size());
-  for (auto& [leader, outgoing] : outgoing_forwards_)
+  for (auto& [leader, outgoing] : outgoing_forwards_) {
+    if (outgoing.may_wait) outgoing.request.index = kForwardMayWait;
     requests.push_back(std::move(outgoing.request));
+  }
   outgoing_forwards_.clear();
   sender_(std::move(requests));
 }
@@ -403,7 +435,12 @@ void Node::receive(std::vector<Message> messages) {
 void Node::step_messages(const std::vector<Message>& messages) {
   for (const Message& message : messages) {
     if (message.type == MessageType::kForward) {
-      answer_forward(message);
+      if (message.index == kForwardMayWait && core_->role() == Role::kLeader) {
+        held_forwards_.push_back(message);
+        start_holding(Clock::now());
+      } else {
+        answer_forward(message);
+      }
       continue;
     }
     if (message.type == MessageType::kForwardResponse) {
@@ -502,13 +539,15 @@ void Node::run_loop() {
     }
     // Tasks first: messages a transport thread handed over before the loop read later ones from
     // the same connection are stepped in order.
+    const Index last_index_before = core_->last_index();
     for (Task& task : tasks) task(!loop_done_);
     if (!inbound.empty()) {
       step_messages(inbound);
       inbound.clear();
     }
-    flush_forwards();
     const auto now = Clock::now();
+    release_held(now, core_->last_index() > last_index_before);
+    flush_forwards();
     if (now >= next_tick) {
       core_->tick();
       next_tick += options_.tick_interval;
@@ -766,6 +805,10 @@ void Node::fail_all_pending(ErrorCode code, const std::string& why) {
   for (auto& [id, pending] : forwards_) pending.promise->set_value(make_error(code, why));
   forwards_.clear();
   outgoing_forwards_.clear();
+  for (HeldProposal& held : held_proposals_) held.promise->set_value(make_error(code, why));
+  held_proposals_.clear();
+  held_forwards_.clear();  // not appended: their followers' forwards time out or fail
+  held_until_.reset();
   fail_pending_reads(code, why);
 }
 
@@ -804,7 +847,7 @@ void Node::publish_status() {
   std::lock_guard lock(mu_);
   if (core_) status_.core = core_->status();
   status_.last_heard_commit = last_heard_commit_;
-  status_.pending_proposals = proposals_.size();
+  status_.pending_proposals = proposals_.size() + held_proposals_.size();
   status_.pending_reads = reads_.size();
   status_.leader_deaths_detected = leader_deaths_detected_;
   status_.fast_campaigns = fast_campaigns_total_;
@@ -928,6 +971,7 @@ void Node::run_fast_failover(Clock::time_point now) {
 
 Clock::time_point Node::next_wakeup(Clock::time_point next_tick) const {
   Clock::time_point wake = next_tick;
+  if (held_until_) wake = std::min(wake, *held_until_);
   if (fast_campaign_at_) wake = std::min(wake, *fast_campaign_at_);
   if (reprobe_at_) wake = std::min(wake, *reprobe_at_);
   return wake;

@@ -50,6 +50,18 @@ struct NodeOptions {
   std::chrono::milliseconds tick_interval{100};  // one core tick
   uint64_t snapshot_every = 10000;               // applied entries between local snapshots
   std::chrono::milliseconds read_timeout{3000};  // a read index that takes longer fails
+  // The longest a kMayWait proposal waits on the leader for another proposal to share its write.
+  std::chrono::microseconds may_wait_limit{2000};
+};
+
+// How soon a proposal has to reach the leader's log.
+enum class Urgency : uint8_t {
+  kNow,  // appended in the leader's loop round it reaches
+  // Appended with the next other proposal the leader appends (so both share one write), or after
+  // NodeOptions::may_wait_limit without one. For a command nobody is waiting on in a hurry: an
+  // acquire that will queue behind the lock's holder goes into the log with the release that
+  // wakes the next waiter, instead of in a write of its own that the release would wait behind.
+  kMayWait,
 };
 
 // Status of the node as last published by the loop (safe to read from any thread).
@@ -58,7 +70,7 @@ struct NodeStatus {
   bool stopped = false;          // the loop has stopped (shutdown or a storage failure)
   std::string stop_reason;       // why, when it stopped on its own
   Index last_heard_commit = 0;   // highest commit index this node has heard of
-  size_t pending_proposals = 0;  // proposals waiting to be applied (metrics)
+  size_t pending_proposals = 0;  // proposals waiting to be applied, or held (metrics)
   size_t pending_reads = 0;      // read barriers waiting for their index (metrics)
   // Fast failover: leaders this node found gone, and the campaigns that started (not the timeout).
   uint64_t leader_deaths_detected = 0;
@@ -126,7 +138,8 @@ class Node {
   // kDropped (another entry was committed at its index: it never will be, a retry is safe),
   // kTimeout (the outcome is unknown: it may have been applied), kUnavailable (stopping). A
   // leadership change alone fails nothing: the entry may still commit under the new leader.
-  std::future<Result<std::any>> propose(std::string command);
+  // With kMayWait the leader may hold the command back for up to may_wait_limit (see Urgency).
+  std::future<Result<std::any>> propose(std::string command, Urgency urgency = Urgency::kNow);
   // Thread-safe. Like propose(), but only as the leader of `term`: never forwarded, and fails with
   // kNotLeader if this node is not (or no longer) the leader of that term. For commands a leader
   // decides from its own volatile state (lease expiry): forwarded by a deposed leader, they would
@@ -168,10 +181,19 @@ class Node {
   // A unit of loop work; `alive` is false when the loop is gone and the task must only fail.
   using Task = std::function<void(bool alive)>;
 
+  using ProposalPromise = std::shared_ptr<std::promise<Result<std::any>>>;
+  // Appends `command` if this node leads, else forwards it to the leader (loop thread).
+  void propose_now(std::string command, ProposalPromise promise,
+                   std::chrono::steady_clock::time_point proposed_at, Urgency urgency);
+  // kMayWait on the leader (loop thread): local proposals and forwarded requests are held in
+  // held_proposals_ / held_forwards_ (start_holding starts the clock of the oldest), and all are
+  // appended once a round appended something else (`appended`: the round grew the log), the
+  // oldest waited may_wait_limit, or this node no longer leads.
+  void start_holding(std::chrono::steady_clock::time_point now);
+  void release_held(std::chrono::steady_clock::time_point now, bool appended);
   // Message forwarding (loop thread): follower side, then leader side.
-  void queue_forward(NodeId leader, std::string command,
-                     std::shared_ptr<std::promise<Result<std::any>>> promise,
-                     std::chrono::steady_clock::time_point proposed_at);
+  void queue_forward(NodeId leader, std::string command, ProposalPromise promise,
+                     std::chrono::steady_clock::time_point proposed_at, Urgency urgency);
   void flush_forwards();
   void on_forward_response(const Message& response);
   struct PendingForward;
@@ -240,11 +262,22 @@ class Node {
   struct OutgoingForward {
     uint64_t first_id = 0;
     Message request;
+    bool may_wait = true;  // every command in it is kMayWait
   };
   std::map<NodeId, OutgoingForward> outgoing_forwards_;  // this round's kForward per leader
   // kForwardResponses not sent yet: they go in the same send as the round's appends (one frame,
   // one wake-up of the follower instead of two).
   std::vector<Message> outgoing_responses_;
+  // kMayWait proposals the leader holds back (local ones, and forwarded requests whose commands
+  // all may wait), and when the oldest of them must be appended at the latest.
+  struct HeldProposal {
+    std::string command;
+    ProposalPromise promise;
+    std::chrono::steady_clock::time_point proposed_at;
+  };
+  std::vector<HeldProposal> held_proposals_;
+  std::vector<Message> held_forwards_;
+  std::optional<std::chrono::steady_clock::time_point> held_until_;
   uint64_t next_read_id_ = 1;
   Index last_snapshot_index_ = 0;
   Configuration last_config_;

@@ -19,6 +19,9 @@ using namespace std::chrono_literals;
 
 class SingleNodeService : public ::testing::Test {
  protected:
+  virtual std::chrono::microseconds may_wait_limit() const {
+    return raft::NodeOptions{}.may_wait_limit;
+  }
   void SetUp() override {
     raft::Configuration config;
     config.members.push_back(raft::Member{1, true, "n1"});
@@ -28,6 +31,7 @@ class SingleNodeService : public ::testing::Test {
     options.core.heartbeat_ticks = 1;
     options.core.election_ticks = 3;
     options.tick_interval = 10ms;
+    options.may_wait_limit = may_wait_limit();
     node_ =
         std::make_unique<raft::Node>(options, *store_, service_, [](std::vector<raft::Message>) {});
     service_.attach(*node_);
@@ -93,6 +97,55 @@ TEST_F(SingleNodeService, AParkedAcquireGrantedJustBeforeItsLeaseEndsAnswersTheG
     // And the lock is free now: the grant was real and the revoke released it.
     EXPECT_FALSE(service_.get_lock(name, true)->held);
   }
+}
+
+// With a limit far beyond the test, an entry that may wait stays out of the log until another
+// proposal comes: what the service marks as such is visible.
+class SingleNodeServiceHoldingForever : public SingleNodeService {
+ protected:
+  std::chrono::microseconds may_wait_limit() const override { return 600s; }
+};
+
+TEST_F(SingleNodeServiceHoldingForever, AnAcquireThatWillQueueWaitsToShareTheReleasesWrite) {
+  ASSERT_TRUE(service_.create_lease(1, 60000).ok());
+  ASSERT_TRUE(service_.create_lease(2, 60000).ok());
+  AcquireRequest first;
+  first.name = "contended";
+  first.lease_id = 1;
+  first.wait_ms = 10000;  // a waiting acquire of a free lock must not wait for company
+  auto held = service_.acquire(first);
+  ASSERT_TRUE(held.ok()) << held.error().message;
+  ASSERT_EQ(held->outcome, Outcome::kGranted);
+
+  AcquireRequest second;
+  second.name = "contended";
+  second.lease_id = 2;
+  second.wait_ms = 10000;
+  auto parked = std::async(std::launch::async, [&] { return service_.acquire(second); });
+  // Held back on the leader: not in the log, so not queued yet.
+  EXPECT_EQ(parked.wait_for(200ms), std::future_status::timeout);
+  EXPECT_EQ(service_.get_lock("contended", false)->waiters, 0u);
+  EXPECT_EQ(node_->status().pending_proposals, 1u);
+  const raft::Index applied_while_held = node_->status().core.applied_index;
+
+  // The release is appended at once and the acquire behind it, in the same round: granted.
+  auto released = service_.release("contended", 1, held->lock->holder->fencing_token);
+  ASSERT_TRUE(released.ok()) << released.error().message;
+  ASSERT_EQ(parked.wait_for(5s), std::future_status::ready);
+  auto answer = parked.get();
+  ASSERT_TRUE(answer.ok()) << answer.error().message;
+  EXPECT_EQ(answer->outcome, Outcome::kGranted);
+  EXPECT_EQ(answer->lock->holder->lease_id, 2u);
+  ASSERT_TRUE(released->lock.has_value());
+  EXPECT_EQ(released->lock->revision, applied_while_held + 1) << "nothing was appended while held";
+  EXPECT_EQ(answer->lock->holder->fencing_token, released->lock->revision + 1)
+      << "the acquire's entry directly follows the release's";
+
+  // The holder's own waiting re-acquire is not held back either (it is answered at once).
+  AcquireRequest again = second;
+  auto reacquired = service_.acquire(again);
+  ASSERT_TRUE(reacquired.ok()) << reacquired.error().message;
+  EXPECT_EQ(reacquired->outcome, Outcome::kGranted);
 }
 
 }  // namespace

@@ -131,6 +131,11 @@ class FaultyStore final : public storage::LogStore {
       return make_error(ErrorCode::kIo, "injected persist failure");
     }
     if (hard_state) ++hard_state_writes_;
+    if (!entries.empty()) {
+      std::vector<std::string> batch;
+      for (const Entry& entry : entries) batch.push_back(entry.data);
+      written_batches_.push_back(std::move(batch));
+    }
     return inner_.persist(hard_state, entries, snapshot);
   }
   Status compact(const Snapshot& snapshot) override {
@@ -170,6 +175,11 @@ class FaultyStore final : public storage::LogStore {
     std::lock_guard lock(mu_);
     return inner_.state();
   }
+  // The entries' commands of each persist call that wrote entries, in order.
+  std::vector<std::vector<std::string>> written_batches() const {
+    std::lock_guard lock(mu_);
+    return written_batches_;
+  }
 
  private:
   mutable std::mutex mu_;
@@ -179,6 +189,7 @@ class FaultyStore final : public storage::LogStore {
   bool failed_ = false;
   size_t calls_after_failure_ = 0;
   size_t hard_state_writes_ = 0;
+  std::vector<std::vector<std::string>> written_batches_;
 };
 
 struct ClusterConfig {
@@ -188,6 +199,7 @@ struct ClusterConfig {
   bool check_quorum = true;
   uint64_t snapshot_every = 10000;
   std::chrono::milliseconds read_timeout{3000};
+  std::chrono::microseconds may_wait_limit{2000};
   bool forwarding = true;
   // Proposals on a follower go to the leader as kForward messages (Node::set_message_forwarding).
   bool message_forwarding = false;
@@ -241,6 +253,7 @@ class InProcessCluster {
     options.tick_interval = config_.tick;
     options.snapshot_every = config_.snapshot_every;
     options.read_timeout = config_.read_timeout;
+    options.may_wait_limit = config_.may_wait_limit;
     auto machine = std::make_unique<RecordingStateMachine>(id);
     auto node = std::make_unique<Node>(
         options, *stores_.at(id), *machine,
