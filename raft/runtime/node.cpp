@@ -740,6 +740,15 @@ void Node::apply_committed(const std::vector<Entry>& entries) {
   if (entries.empty()) return;
   if (observer_) observer_->on_committed(entries.back().index);
   apply_entries(entries);
+  if (completions_.empty()) return;
+  {
+    // The core counts these entries applied only at advance(), after the round's write: the
+    // published status covers them before their answers go out.
+    std::lock_guard lock(mu_);
+    const Index last = entries.back().index;
+    status_.core.applied_index = std::max(status_.core.applied_index, last);
+    status_.core.commit_index = std::max(status_.core.commit_index, last);
+  }
   for (Completion& done : completions_) done.promise->set_value(std::move(done.value));
   completions_.clear();
 }

@@ -294,7 +294,8 @@ class Node {
   };
   std::deque<AppliedResult> recent_results_;
   // Answers to proposals applied in the current Ready; given out only after the published status
-  // covers them (a client that got its answer never reads an older applied_index).
+  // covers them (a client that got its answer never reads an older applied_index): apply_committed
+  // raises the published applied and commit index first, since the core counts them at advance().
   struct Completion {
     std::shared_ptr<std::promise<Result<std::any>>> promise;
     Result<std::any> value;

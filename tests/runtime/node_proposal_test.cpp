@@ -49,6 +49,29 @@ TEST(NodeProposal, AnsweredWithTheStateMachineResultOfItsOwnEntry) {
   EXPECT_EQ(indices.size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
+// Whoever got an answer reads a status (GET /v1/status, /metrics) that covers its entry: never an
+// applied index below the one that answered it, on the leader or on a follower.
+TEST(NodeProposal, AnAnsweredProposalIsCoveredByThePublishedStatus) {
+  ClusterConfig config;
+  config.message_forwarding = true;
+  InProcessCluster cluster(config);
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  for (NodeId at : {*leader, cluster.others(*leader).front()}) {
+    for (int i = 0; i < 100; ++i) {
+      const std::string command = "s" + std::to_string(at) + "-" + std::to_string(i);
+      auto future = cluster.node(at).propose(command);
+      const auto answer = await(future);
+      const auto index = own_result_index(answer, at, command);
+      ASSERT_TRUE(index) << result_string(answer);
+      const NodeStatus status = cluster.node(at).status();
+      ASSERT_GE(status.core.applied_index, *index) << "node " << at << ", proposal " << i;
+      ASSERT_GE(status.core.commit_index, *index) << "node " << at << ", proposal " << i;
+    }
+  }
+}
+
 TEST(NodeProposal, FollowerForwardsToTheLeaderAndAnswersWithItsOwnApplyResult) {
   InProcessCluster cluster({});
   cluster.start_all();
