@@ -148,5 +148,37 @@ TEST_F(SingleNodeServiceHoldingForever, AnAcquireThatWillQueueWaitsToShareTheRel
   EXPECT_EQ(reacquired->outcome, Outcome::kGranted);
 }
 
+TEST_F(SingleNodeServiceHoldingForever, ACampaignBehindALeaderWaitsToShareTheResignsWrite) {
+  ASSERT_TRUE(service_.create_lease(1, 60000).ok());
+  ASSERT_TRUE(service_.create_lease(2, 60000).ok());
+  CampaignRequest first;
+  first.name = "primary";
+  first.lease_id = 1;
+  first.wait_ms = 10000;  // no leader yet: not held back
+  first.value = "a";
+  auto led = service_.campaign(first);
+  ASSERT_TRUE(led.ok()) << led.error().message;
+  ASSERT_EQ(led->outcome, Outcome::kGranted);
+
+  CampaignRequest second = first;
+  second.lease_id = 2;
+  second.value = "b";
+  auto parked = std::async(std::launch::async, [&] { return service_.campaign(second); });
+  EXPECT_EQ(parked.wait_for(200ms), std::future_status::timeout);
+  EXPECT_EQ(node_->status().pending_proposals, 1u);
+  const raft::Index applied_while_held = node_->status().core.applied_index;
+
+  auto resigned = service_.resign("primary", 1, led->election->leader->fencing_token);
+  ASSERT_TRUE(resigned.ok()) << resigned.error().message;
+  ASSERT_EQ(parked.wait_for(5s), std::future_status::ready);
+  auto answer = parked.get();
+  ASSERT_TRUE(answer.ok()) << answer.error().message;
+  EXPECT_EQ(answer->outcome, Outcome::kGranted);
+  ASSERT_TRUE(answer->election.has_value() && answer->election->leader.has_value());
+  EXPECT_EQ(answer->election->leader->lease_id, 2u);
+  // The resign was the first entry after the hold began, and the campaign came right behind it.
+  EXPECT_EQ(answer->election->leader->fencing_token, applied_while_held + 2);
+}
+
 }  // namespace
 }  // namespace raftlock::lockservice
