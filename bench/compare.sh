@@ -5,13 +5,16 @@
 # runs the same load against each, stops it, and prints the table raftlock | etcd | ratio.
 #
 #   bench/compare.sh [--quick] [--scenarios single,multi,...] [--duration S]
-#                    [--build-dir DIR] [--no-build] [--out DIR]
+#                    [--repeat N] [--build-dir DIR] [--no-build] [--out DIR]
 #
 #   --quick       shorter runs; scenario 4 with 5,000 leases (TTL 15 s) instead of 50,000
 #                 (TTL 60 s), scenario 7 with 10,000 locks instead of 100,000: about 3-4 minutes
 #   --scenarios   any of: single multi contended leases failover reads memory (default: all)
 #   --systems     raftlock,etcd (default both; one alone is for debugging, not for comparing)
 #   --duration    seconds of measured load per scenario (default 10, quick 5)
+#   --repeat      rounds of the steady-load scenarios (single, multi, contended, reads), each
+#                 round raftlock then etcd on fresh clusters; the table shows each system's
+#                 median round and the targets list every round's ratio (default 3, quick 1)
 #   --build-dir   where raftlockd and lockbench are built (default $RAFTLOCK_BUILD_DIR or build/)
 #   --raftlockd   benchmark this raftlockd binary instead of the one in the build dir
 #   --out         where results go (default: a new temp dir); the JSON path is printed at the end
@@ -25,6 +28,7 @@ quick=0
 scenarios="single,multi,contended,leases,failover,reads,memory"
 systems="raftlock,etcd"
 duration=""
+repeat=""
 build="${RAFTLOCK_BUILD_DIR:-$root/build}"
 do_build=1
 out=""
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
     --scenarios) scenarios="$2"; shift ;;
     --systems) systems="$2"; shift ;;
     --duration) duration="$2"; shift ;;
+    --repeat) repeat="$2"; shift ;;
     --build-dir) build="$2"; shift ;;
     --no-build) do_build=0 ;;
     --raftlockd) raftlockd_override="$2"; shift ;;
@@ -47,11 +52,14 @@ done
 
 if [ "$quick" = 1 ]; then
   duration="${duration:-5}"; leases=5000; lease_ttl=15; lease_hold=16; grant_budget=20
-  memory_locks=10000
+  memory_locks=10000; repeat="${repeat:-1}"
 else
   duration="${duration:-10}"; leases=50000; lease_ttl=60; lease_hold=60; grant_budget=60
-  memory_locks=100000
+  memory_locks=100000; repeat="${repeat:-3}"
 fi
+case "$repeat" in
+  '' | *[!0-9]* | 0) echo "compare.sh: --repeat takes a whole number of rounds >= 1" >&2; exit 2 ;;
+esac
 
 if ! command -v etcd >/dev/null; then
   echo "compare.sh: etcd not found; install it with: packaging/install-deps.sh bench" >&2
@@ -158,8 +166,8 @@ start_etcd() {  # $1 = run name
   echo "compare.sh: etcd elected no leader" >&2; return 1
 }
 
-run_one() {  # $1 = system, $2 = scenario
-  local system="$1" scenario="$2" endpoints=""
+run_one() {  # $1 = system, $2 = scenario, $3 = this run's name (logs), default the scenario
+  local system="$1" scenario="$2" run="${3:-$2}" endpoints=""
   local ports=("${rl_client[@]}")
   [ "$system" = etcd ] && ports=("${et_client[@]}")
   for p in "${ports[@]}"; do endpoints+="${endpoints:+,}127.0.0.1:$p"; done
@@ -167,37 +175,51 @@ run_one() {  # $1 = system, $2 = scenario
   # the cluster still does not start, skip this run rather than the whole comparison.
   local attempt started=0
   for attempt in 1 2 3; do
-    if "start_$system" "$scenario"; then started=1; break; fi
+    if "start_$system" "$run"; then started=1; break; fi
     stop_cluster
-    rm -rf "$work/$scenario/$system"/node?
-    echo "  $system: cluster did not start (attempt $attempt; logs in $work/$scenario/$system)" >&2
+    rm -rf "$work/$run/$system"/node?
+    echo "  $system: cluster did not start (attempt $attempt; logs in $work/$run/$system)" >&2
     sleep 2
   done
   if [ "$started" = 0 ]; then
-    echo "  $system: $scenario SKIPPED: the cluster did not start" >&2
+    echo "  $system: $run SKIPPED: the cluster did not start" >&2
     return 0
   fi
   local pid_list
   pid_list="$(IFS=,; echo "${pids[*]}")"
-  echo "  $system: $scenario ..."
+  echo "  $system: $run ..."
   "$lockbench" run --system "$system" --endpoints "$endpoints" --scenario "$scenario" \
     --duration "$duration" --pids "$pid_list" --leases "$leases" --lease-ttl-s "$lease_ttl" \
     --lease-hold-s "$lease_hold" \
     --lease-grant-budget-s "$grant_budget" --memory-locks "$memory_locks" --results "$results" \
-    >"$work/$scenario-$system.out" 2>&1 || echo "  $system: $scenario reported an error (see $work/$scenario-$system.out)"
+    >"$work/$run-$system.out" 2>&1 || echo "  $system: $run reported an error (see $work/$run-$system.out)"
   stop_cluster
-  rm -rf "$work/$scenario/$system"/node?  # the data; the logs stay
+  rm -rf "$work/$run/$system"/node?  # the data; the logs stay
 }
 
 echo "results and logs: $work"
 echo "raftlockd binary: $raftlockd; repository: HEAD $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'),\
  $(git -C "$root" status --porcelain 2>/dev/null | wc -l) uncommitted paths; $(etcd --version | head -1)"
-echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores; scenarios: $scenarios; duration ${duration}s"
+echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores; scenarios: $scenarios; duration ${duration}s;\
+ rounds of the steady-load scenarios: $repeat"
 IFS=, read -r -a scenario_list <<<"$scenarios"
 for s in "${scenario_list[@]}"; do
-  echo "scenario $s"
-  case ",$systems," in *,raftlock,*) run_one raftlock "$s" ;; esac
-  case ",$systems," in *,etcd,*) run_one etcd "$s" ;; esac
+  # The steady-load scenarios take a few rounds: the machine's own latency drifts by more than
+  # some targets' margins from one 10 s window to the next, and alternating the systems round by
+  # round gives both the same drift. The others run once (long, or a one-off event).
+  rounds=1
+  case "$s" in single | multi | contended | reads) rounds="$repeat" ;; esac
+  for round in $(seq 1 "$rounds"); do
+    run="$s"
+    if [ "$rounds" -gt 1 ]; then
+      run="$s-$round"
+      echo "scenario $s, round $round of $rounds"
+    else
+      echo "scenario $s"
+    fi
+    case ",$systems," in *,raftlock,*) run_one raftlock "$s" "$run" ;; esac
+    case ",$systems," in *,etcd,*) run_one etcd "$s" "$run" ;; esac
+  done
 done
 
 echo

@@ -1,5 +1,6 @@
 #include "bench/lockbench/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -52,13 +53,47 @@ std::string fmt(double v) {
   return buf;
 }
 
+// A scenario repeated (compare.sh --repeat) is shown by its median run, metric by metric; a
+// failed measurement (a negative value) in any run is shown instead, so it is never outvoted.
+double aggregate(std::vector<double> runs) {
+  for (double v : runs) {
+    if (v < 0) return v;
+  }
+  std::sort(runs.begin(), runs.end());
+  const size_t n = runs.size();
+  return n % 2 == 1 ? runs[n / 2] : (runs[n / 2 - 1] + runs[n / 2]) / 2;
+}
+
+// Adds one run's error counts and failure samples to what earlier runs of the same scenario and
+// system reported.
+void merge_details(json& into, const json& run) {
+  // Named first: a range-for over items() of a temporary would outlive the temporary.
+  const json errors = run.value("errors", json::object());
+  const json failures = run.value("failures", json::object());
+  for (auto& [k, v] : errors.items()) {
+    if (v.is_number_integer())
+      into["errors"][k] = into["errors"].value(k, int64_t{0}) + v.get<int64_t>();
+  }
+  for (auto& [k, v] : failures.items()) {
+    json& f = into["failures"][k];
+    if (f.is_null()) {
+      f = v;
+    } else {
+      f["count"] = f.value("count", int64_t{0}) + v.value("count", int64_t{0});
+    }
+  }
+  if (run.contains("error") && !into.contains("error")) into["error"] = run["error"];
+  into["runs"] = into.value("runs", 0) + 1;
+}
+
 }  // namespace
 
 json build_report(const std::vector<json>& results, std::ostream& out) {
   // scenario -> metric -> system -> value; plus metric order as first seen.
   struct Row {
     std::string unit, better;
-    std::map<std::string, double> value;
+    std::map<std::string, std::vector<double>> runs;  // system -> one value per run, in order
+    std::map<std::string, double> value;              // system -> aggregate(runs)
   };
   std::map<int, std::pair<std::string, std::vector<std::string>>> order;
   std::map<std::string, std::map<std::string, Row>> rows;
@@ -67,11 +102,14 @@ json build_report(const std::vector<json>& results, std::ostream& out) {
     std::string sc = r.value("scenario", "?"), sys = r.value("system", "?");
     auto& ord = order[scenario_order(sc)];
     ord.first = sc;
-    extra[sc][sys] = {{"errors", r.value("errors", json::object())},
-                      {"endpoints_policy", r.value("endpoints_policy", "")},
-                      {"params", r.value("params", json::object())}};
-    if (r.contains("error")) extra[sc][sys]["error"] = r["error"];
-    extra[sc][sys]["failures"] = r.value("failures", json::object());
+    json& details = extra[sc][sys];
+    if (details.is_null()) {
+      details = {{"errors", json::object()},
+                 {"failures", json::object()},
+                 {"endpoints_policy", r.value("endpoints_policy", "")},
+                 {"params", r.value("params", json::object())}};
+    }
+    merge_details(details, r);
     for (const auto& m : r.value("metrics", json::array())) {
       std::string name = m["name"];
       Row& row = rows[sc][name];
@@ -80,7 +118,12 @@ json build_report(const std::vector<json>& results, std::ostream& out) {
         row.unit = m.value("unit", "");
         row.better = m.value("better", "");
       }
-      row.value[sys] = m["value"].get<double>();
+      row.runs[sys].push_back(m["value"].get<double>());
+    }
+  }
+  for (auto& [sc, metrics] : rows) {
+    for (auto& [name, row] : metrics) {
+      for (auto& [sys, runs] : row.runs) row.value[sys] = aggregate(runs);
     }
   }
   json doc{{"rows", json::array()}, {"targets", json::array()}, {"details", extra}};
@@ -101,16 +144,21 @@ json build_report(const std::vector<json>& results, std::ostream& out) {
                     a ? fmt(*a).c_str() : "-", b ? fmt(*b).c_str() : "-",
                     ratio ? fmt(*ratio).c_str() : "-", row.better.c_str());
       out << line;
-      doc["rows"].push_back({{"scenario", sc},
-                             {"metric", name},
-                             {"unit", row.unit},
-                             {"better", row.better},
-                             {"raftlock", a ? json(*a) : json(nullptr)},
-                             {"etcd", b ? json(*b) : json(nullptr)},
-                             {"ratio", ratio ? json(*ratio) : json(nullptr)}});
+      json json_row = {{"scenario", sc},
+                       {"metric", name},
+                       {"unit", row.unit},
+                       {"better", row.better},
+                       {"raftlock", a ? json(*a) : json(nullptr)},
+                       {"etcd", b ? json(*b) : json(nullptr)},
+                       {"ratio", ratio ? json(*ratio) : json(nullptr)}};
+      for (const auto& [sys, runs] : row.runs) {
+        if (runs.size() > 1) json_row[sys + "_runs"] = runs;
+      }
+      doc["rows"].push_back(std::move(json_row));
     }
   }
   out << "\nTargets (issue 7):\n";
+  bool repeated = false;
   for (const auto& t : targets()) {
     if (!rows.count(t.scenario) || !rows[t.scenario].count(t.metric)) continue;
     Row& row = rows[t.scenario][t.metric];
@@ -126,15 +174,40 @@ json build_report(const std::vector<json>& results, std::ostream& out) {
       bool met = valid && (t.ratio_at_least ? shown >= t.bound : shown <= t.bound);
       verdict = met ? "met" : "NOT met";
     }
+    // A repeated scenario: the ratio of each round too (the i-th run of one system against the
+    // i-th of the other; compare.sh runs them back to back), so no round hides behind the median.
+    json rounds = json::array();
+    std::string per_round;
+    const auto& mine = row.runs["raftlock"];
+    const auto& theirs = row.runs["etcd"];
+    if (!t.absolute && (mine.size() > 1 || theirs.size() > 1)) {
+      for (size_t i = 0; i < std::min(mine.size(), theirs.size()); ++i) {
+        if (theirs[i] == 0) continue;
+        rounds.push_back(mine[i] / theirs[i]);
+        per_round += " " + fmt(mine[i] / theirs[i]);
+      }
+      repeated = true;
+    } else if (t.absolute && mine.size() > 1) {
+      for (double v : mine) per_round += " " + fmt(v);
+      repeated = true;
+    }
+    std::string shown_text = fmt(shown) + " -> " + verdict;
+    if (!per_round.empty()) shown_text += "  (rounds:" + per_round + ")";
     std::snprintf(line, sizeof line, "  %-10s %-22s %-24s %s: %s\n", t.scenario.c_str(),
                   t.metric.c_str(), t.text.c_str(), t.absolute ? "raftlock" : "ratio",
-                  (fmt(shown) + " -> " + verdict).c_str());
+                  shown_text.c_str());
     out << line;
-    doc["targets"].push_back({{"scenario", t.scenario},
-                              {"metric", t.metric},
-                              {"target", t.text},
-                              {t.absolute ? "raftlock" : "ratio", shown},
-                              {"verdict", verdict}});
+    json target = {{"scenario", t.scenario},
+                   {"metric", t.metric},
+                   {"target", t.text},
+                   {t.absolute ? "raftlock" : "ratio", shown},
+                   {"verdict", verdict}};
+    if (!rounds.empty()) target["rounds"] = rounds;
+    doc["targets"].push_back(std::move(target));
+  }
+  if (repeated) {
+    out << "  (a scenario run in several rounds shows each system's median run, metric by metric;\n"
+           "   the verdict is on the medians' ratio, and each round's own ratio follows it)\n";
   }
   bool any_errors = false;
   for (auto& [sc, systems] : extra) {

@@ -1,0 +1,128 @@
+// lockbench's report (bench/lockbench/report.cpp): the side-by-side table and the targets'
+// verdicts, for scenarios run once and for scenarios compare.sh repeats in rounds.
+#include "bench/lockbench/report.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace raftlock::bench {
+namespace {
+
+using nlohmann::json;
+
+json run(const std::string& system, const std::string& scenario,
+         const std::vector<std::pair<std::string, double>>& metrics, json errors = json::object()) {
+  json doc{{"system", system}, {"scenario", scenario}, {"errors", std::move(errors)}};
+  doc["metrics"] = json::array();
+  for (const auto& [name, value] : metrics) {
+    doc["metrics"].push_back(
+        {{"name", name}, {"value", value}, {"unit", "ms"}, {"better", "lower"}});
+  }
+  return doc;
+}
+
+const json& target(const json& report, const std::string& scenario, const std::string& metric) {
+  for (const json& t : report["targets"]) {
+    if (t["scenario"] == scenario && t["metric"] == metric) return t;
+  }
+  static const json none;
+  return none;
+}
+
+const json& row(const json& report, const std::string& scenario, const std::string& metric) {
+  for (const json& r : report["rows"]) {
+    if (r["scenario"] == scenario && r["metric"] == metric) return r;
+  }
+  static const json none;
+  return none;
+}
+
+TEST(BenchReport, AScenarioRunOnceIsShownAsMeasured) {
+  std::ostringstream out;
+  const json report = build_report({run("raftlock", "single", {{"acquire_p50_ms", 0.7}}),
+                                    run("etcd", "single", {{"acquire_p50_ms", 2.0}})},
+                                   out);
+  const json& r = row(report, "single", "acquire_p50_ms");
+  EXPECT_DOUBLE_EQ(r["raftlock"].get<double>(), 0.7);
+  EXPECT_DOUBLE_EQ(r["etcd"].get<double>(), 2.0);
+  EXPECT_DOUBLE_EQ(r["ratio"].get<double>(), 0.35);
+  EXPECT_FALSE(r.contains("raftlock_runs"));
+  const json& t = target(report, "single", "acquire_p50_ms");
+  EXPECT_EQ(t["verdict"], "met");
+  EXPECT_FALSE(t.contains("rounds"));
+  EXPECT_EQ(out.str().find("rounds:"), std::string::npos);
+}
+
+TEST(BenchReport, RoundsAreShownByEachSystemsMedianAndEveryRoundsRatioIsListed) {
+  // Three rounds, raftlock then etcd in each; one raftlock round is slow (1.2 ms: 0.6x).
+  std::vector<json> results;
+  const double mine[] = {0.7, 1.2, 0.6};
+  const double theirs[] = {2.0, 2.0, 1.5};
+  for (int i = 0; i < 3; ++i) {
+    results.push_back(run("raftlock", "single", {{"acquire_p50_ms", mine[i]}}));
+    results.push_back(run("etcd", "single", {{"acquire_p50_ms", theirs[i]}}));
+  }
+  std::ostringstream out;
+  const json report = build_report(results, out);
+  const json& r = row(report, "single", "acquire_p50_ms");
+  EXPECT_DOUBLE_EQ(r["raftlock"].get<double>(), 0.7);  // median of 0.6, 0.7, 1.2
+  EXPECT_DOUBLE_EQ(r["etcd"].get<double>(), 2.0);      // median of 1.5, 2.0, 2.0
+  EXPECT_EQ(r["raftlock_runs"], json::array({0.7, 1.2, 0.6}));
+  EXPECT_EQ(r["etcd_runs"], json::array({2.0, 2.0, 1.5}));
+  const json& t = target(report, "single", "acquire_p50_ms");
+  EXPECT_EQ(t["verdict"], "met");
+  EXPECT_DOUBLE_EQ(t["ratio"].get<double>(), 0.35);
+  ASSERT_EQ(t["rounds"].size(), 3u);
+  EXPECT_DOUBLE_EQ(t["rounds"][0].get<double>(), 0.35);
+  EXPECT_DOUBLE_EQ(t["rounds"][1].get<double>(), 0.6);  // the slow round is not hidden
+  EXPECT_DOUBLE_EQ(t["rounds"][2].get<double>(), 0.4);
+  EXPECT_NE(out.str().find("(rounds: 0.35 0.60 0.40)"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("median"), std::string::npos);
+}
+
+TEST(BenchReport, AnEvenNumberOfRoundsTakesTheMeanOfTheMiddleTwo) {
+  std::vector<json> results;
+  for (double v : {1.0, 4.0, 2.0, 3.0}) {
+    results.push_back(run("raftlock", "contended", {{"handoffs_per_s", v}}));
+  }
+  std::ostringstream out;
+  const json report = build_report(results, out);
+  EXPECT_DOUBLE_EQ(row(report, "contended", "handoffs_per_s")["raftlock"].get<double>(), 2.5);
+}
+
+TEST(BenchReport, AFailedMeasurementInOneRoundIsNotOutvoted) {
+  // -1 marks a measurement that failed; two good rounds must not hide it behind a median.
+  std::vector<json> results;
+  for (double v : {200.0, -1.0, 210.0}) {
+    results.push_back(run("raftlock", "failover", {{"time_to_acquire_ms", v}}));
+    results.push_back(run("etcd", "failover", {{"time_to_acquire_ms", 1000.0}}));
+  }
+  std::ostringstream out;
+  const json report = build_report(results, out);
+  EXPECT_DOUBLE_EQ(row(report, "failover", "time_to_acquire_ms")["raftlock"].get<double>(), -1);
+  EXPECT_EQ(target(report, "failover", "time_to_acquire_ms")["verdict"], "NOT met");
+}
+
+TEST(BenchReport, ErrorsOfEveryRoundAreAddedUp) {
+  std::vector<json> results = {
+      run("raftlock", "multi", {{"cycles_per_s", 5000}}, json::object({{"acquire_failed", 2}})),
+      run("raftlock", "multi", {{"cycles_per_s", 5100}}, json::object({{"acquire_failed", 0}})),
+      run("raftlock", "multi", {{"cycles_per_s", 4900}}, json::object({{"acquire_failed", 3}}))};
+  results[1]["failures"] = {{"acquire 503", {{"count", 4}, {"sample", "node shutting down"}}}};
+  results[2]["failures"] = {{"acquire 503", {{"count", 1}, {"sample", "another sample"}}}};
+  std::ostringstream out;
+  const json report = build_report(results, out);
+  const json& details = report["details"]["multi"]["raftlock"];
+  EXPECT_EQ(details["errors"]["acquire_failed"], 5);
+  EXPECT_EQ(details["failures"]["acquire 503"]["count"], 5);
+  EXPECT_EQ(details["failures"]["acquire 503"]["sample"], "node shutting down");
+  EXPECT_EQ(details["runs"], 3);
+  EXPECT_NE(out.str().find("acquire_failed=5"), std::string::npos) << out.str();
+}
+
+}  // namespace
+}  // namespace raftlock::bench
