@@ -166,8 +166,8 @@ start_etcd() {  # $1 = run name
   echo "compare.sh: etcd elected no leader" >&2; return 1
 }
 
-run_one() {  # $1 = system, $2 = scenario, $3 = this run's name (logs), default the scenario
-  local system="$1" scenario="$2" run="${3:-$2}" endpoints=""
+run_one() {  # $1 = system, $2 = scenario, $3 = this run's name (logs; default the scenario), $4 = round
+  local system="$1" scenario="$2" run="${3:-$2}" round="${4:-1}" endpoints=""
   local ports=("${rl_client[@]}")
   [ "$system" = etcd ] && ports=("${et_client[@]}")
   for p in "${ports[@]}"; do endpoints+="${endpoints:+,}127.0.0.1:$p"; done
@@ -191,7 +191,7 @@ run_one() {  # $1 = system, $2 = scenario, $3 = this run's name (logs), default 
   "$lockbench" run --system "$system" --endpoints "$endpoints" --scenario "$scenario" \
     --duration "$duration" --pids "$pid_list" --leases "$leases" --lease-ttl-s "$lease_ttl" \
     --lease-hold-s "$lease_hold" \
-    --lease-grant-budget-s "$grant_budget" --memory-locks "$memory_locks" --results "$results" \
+    --lease-grant-budget-s "$grant_budget" --memory-locks "$memory_locks" --results "$results" --round "$round" \
     >"$work/$run-$system.out" 2>&1 || echo "  $system: $run reported an error (see $work/$run-$system.out)"
   stop_cluster
   rm -rf "$work/$run/$system"/node?  # the data; the logs stay
@@ -217,8 +217,8 @@ for s in "${scenario_list[@]}"; do
     else
       echo "scenario $s"
     fi
-    case ",$systems," in *,raftlock,*) run_one raftlock "$s" "$run" ;; esac
-    case ",$systems," in *,etcd,*) run_one etcd "$s" "$run" ;; esac
+    case ",$systems," in *,raftlock,*) run_one raftlock "$s" "$run" "$round" ;; esac
+    case ",$systems," in *,etcd,*) run_one etcd "$s" "$run" "$round" ;; esac
   done
 done
 

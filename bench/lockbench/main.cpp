@@ -23,8 +23,10 @@ const char* kUsage = R"(usage:
   lockbench run --system raftlock|etcd --endpoints H:P,H:P,H:P --scenario NAME
                 [--duration S] [--clients N] [--pids P1,P2,P3] [--leases N] [--lease-ttl-s S]
                 [--lease-hold-s S] [--lease-grant-budget-s S] [--memory-locks N] [--results FILE]
+                [--round N]
       scenarios: single multi contended leases failover reads memory
       Prints the result as one JSON line and appends it to --results FILE when given.
+      --round N tags it as round N of a repeated scenario (the report pairs the systems' rounds).
   lockbench report --results FILE [--json OUT]
       Prints the raftlock/etcd table of every result in FILE; writes it as JSON to OUT.
 )";
@@ -95,6 +97,7 @@ int main(int argc, char** argv) {
     for (auto& n : scenario_names()) known |= n == scenario;
     if (!known) return usage_error("unknown --scenario " + scenario);
     json result = run_scenario(scenario, *backend, o);
+    if (!flag("round").empty()) result["round"] = std::stoi(flag("round"));
     std::cout << result.dump() << std::endl;
     if (!flag("results").empty())
       std::ofstream(flag("results"), std::ios::app) << result.dump() << "\n";

@@ -93,6 +93,7 @@ json build_report(const std::vector<json>& results, std::ostream& out) {
   struct Row {
     std::string unit, better;
     std::map<std::string, std::vector<double>> runs;  // system -> one value per run, in order
+    std::map<std::string, std::vector<int>> rounds;   // system -> each run's round number
     std::map<std::string, double> value;              // system -> aggregate(runs)
   };
   std::map<int, std::pair<std::string, std::vector<std::string>>> order;
@@ -119,6 +120,8 @@ json build_report(const std::vector<json>& results, std::ostream& out) {
         row.better = m.value("better", "");
       }
       row.runs[sys].push_back(m["value"].get<double>());
+      // compare.sh tags each run with its round; untagged runs count in the order they came.
+      row.rounds[sys].push_back(r.value("round", static_cast<int>(row.runs[sys].size())));
     }
   }
   for (auto& [sc, metrics] : rows) {
@@ -174,17 +177,23 @@ json build_report(const std::vector<json>& results, std::ostream& out) {
       bool met = valid && (t.ratio_at_least ? shown >= t.bound : shown <= t.bound);
       verdict = met ? "met" : "NOT met";
     }
-    // A repeated scenario: the ratio of each round too (the i-th run of one system against the
-    // i-th of the other; compare.sh runs them back to back), so no round hides behind the median.
+    // A repeated scenario: the ratio of each round too (round i of one system against round i
+    // of the other; compare.sh runs them back to back), so no round hides behind the median. A
+    // round that one system lacks (its cluster did not start) has no ratio.
     json rounds = json::array();
     std::string per_round;
     const auto& mine = row.runs["raftlock"];
     const auto& theirs = row.runs["etcd"];
     if (!t.absolute && (mine.size() > 1 || theirs.size() > 1)) {
-      for (size_t i = 0; i < std::min(mine.size(), theirs.size()); ++i) {
-        if (theirs[i] == 0) continue;
-        rounds.push_back(mine[i] / theirs[i]);
-        per_round += " " + fmt(mine[i] / theirs[i]);
+      const auto& my_rounds = row.rounds["raftlock"];
+      const auto& their_rounds = row.rounds["etcd"];
+      for (size_t i = 0; i < mine.size(); ++i) {
+        for (size_t j = 0; j < theirs.size(); ++j) {
+          if (their_rounds[j] != my_rounds[i] || theirs[j] == 0) continue;
+          rounds.push_back(mine[i] / theirs[j]);
+          per_round += " " + fmt(mine[i] / theirs[j]);
+          break;
+        }
       }
       repeated = true;
     } else if (t.absolute && mine.size() > 1) {

@@ -84,6 +84,30 @@ TEST(BenchReport, RoundsAreShownByEachSystemsMedianAndEveryRoundsRatioIsListed) 
   EXPECT_NE(out.str().find("median"), std::string::npos);
 }
 
+TEST(BenchReport, RoundsArePairedByTheirNumberWhenOneSystemMissedARound) {
+  // etcd's round 2 did not start: raftlock's round 3 must meet etcd's round 3, not nothing, and
+  // raftlock's round 2 has no ratio.
+  std::vector<json> results;
+  const double mine[] = {0.7, 0.8, 0.6};
+  const double theirs[] = {2.0, 0, 1.5};
+  for (int i = 0; i < 3; ++i) {
+    json a = run("raftlock", "single", {{"acquire_p50_ms", mine[i]}});
+    a["round"] = i + 1;
+    results.push_back(a);
+    if (i == 1) continue;
+    json b = run("etcd", "single", {{"acquire_p50_ms", theirs[i]}});
+    b["round"] = i + 1;
+    results.push_back(b);
+  }
+  std::ostringstream out;
+  const json report = build_report(results, out);
+  const json& t = target(report, "single", "acquire_p50_ms");
+  ASSERT_EQ(t["rounds"].size(), 2u);
+  EXPECT_DOUBLE_EQ(t["rounds"][0].get<double>(), 0.35);
+  EXPECT_DOUBLE_EQ(t["rounds"][1].get<double>(), 0.4);
+  EXPECT_DOUBLE_EQ(row(report, "single", "acquire_p50_ms")["etcd"].get<double>(), 1.75);
+}
+
 TEST(BenchReport, AnEvenNumberOfRoundsTakesTheMeanOfTheMiddleTwo) {
   std::vector<json> results;
   for (double v : {1.0, 4.0, 2.0, 3.0}) {
