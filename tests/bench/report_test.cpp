@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -23,6 +25,24 @@ json run(const std::string& system, const std::string& scenario,
         {{"name", name}, {"value", value}, {"unit", "ms"}, {"better", "lower"}});
   }
   return doc;
+}
+
+// Round i of raftlock, then round i of etcd, as compare.sh runs them; tagged with the round
+// number (as compare.sh does) or not (as results of older lockbench runs). NaN: that run is
+// missing (its cluster did not start).
+std::vector<json> rounds_of(const std::string& scenario, const std::string& metric,
+                            const std::vector<double>& mine, const std::vector<double>& theirs,
+                            bool tagged) {
+  std::vector<json> results;
+  for (size_t i = 0; i < std::max(mine.size(), theirs.size()); ++i) {
+    for (const auto& [system, values] : {std::pair{"raftlock", &mine}, {"etcd", &theirs}}) {
+      if (i >= values->size() || std::isnan((*values)[i])) continue;
+      json r = run(system, scenario, {{metric, (*values)[i]}});
+      if (tagged) r["round"] = static_cast<int>(i) + 1;
+      results.push_back(std::move(r));
+    }
+  }
+  return results;
 }
 
 const json& target(const json& report, const std::string& scenario, const std::string& metric) {
@@ -58,16 +78,10 @@ TEST(BenchReport, AScenarioRunOnceIsShownAsMeasured) {
 }
 
 TEST(BenchReport, RoundsAreShownByEachSystemsMedianAndEveryRoundsRatioIsListed) {
-  // Three rounds, raftlock then etcd in each; one raftlock round is slow (1.2 ms: 0.6x).
-  std::vector<json> results;
-  const double mine[] = {0.7, 1.2, 0.6};
-  const double theirs[] = {2.0, 2.0, 1.5};
-  for (int i = 0; i < 3; ++i) {
-    results.push_back(run("raftlock", "single", {{"acquire_p50_ms", mine[i]}}));
-    results.push_back(run("etcd", "single", {{"acquire_p50_ms", theirs[i]}}));
-  }
+  // Three rounds, untagged (paired in order); one raftlock round is slow (1.2 ms: 0.6x).
   std::ostringstream out;
-  const json report = build_report(results, out);
+  const json report = build_report(
+      rounds_of("single", "acquire_p50_ms", {0.7, 1.2, 0.6}, {2.0, 2.0, 1.5}, false), out);
   const json& r = row(report, "single", "acquire_p50_ms");
   EXPECT_DOUBLE_EQ(r["raftlock"].get<double>(), 0.7);  // median of 0.6, 0.7, 1.2
   EXPECT_DOUBLE_EQ(r["etcd"].get<double>(), 2.0);      // median of 1.5, 2.0, 2.0
@@ -87,20 +101,9 @@ TEST(BenchReport, RoundsAreShownByEachSystemsMedianAndEveryRoundsRatioIsListed) 
 TEST(BenchReport, RoundsArePairedByTheirNumberWhenOneSystemMissedARound) {
   // etcd's round 2 did not start: raftlock's round 3 must meet etcd's round 3, not nothing, and
   // raftlock's round 2 has no ratio.
-  std::vector<json> results;
-  const double mine[] = {0.7, 0.8, 0.6};
-  const double theirs[] = {2.0, 0, 1.5};
-  for (int i = 0; i < 3; ++i) {
-    json a = run("raftlock", "single", {{"acquire_p50_ms", mine[i]}});
-    a["round"] = i + 1;
-    results.push_back(a);
-    if (i == 1) continue;
-    json b = run("etcd", "single", {{"acquire_p50_ms", theirs[i]}});
-    b["round"] = i + 1;
-    results.push_back(b);
-  }
   std::ostringstream out;
-  const json report = build_report(results, out);
+  const json report = build_report(
+      rounds_of("single", "acquire_p50_ms", {0.7, 0.8, 0.6}, {2.0, std::nan(""), 1.5}, true), out);
   const json& t = target(report, "single", "acquire_p50_ms");
   ASSERT_EQ(t["rounds"].size(), 2u);
   EXPECT_DOUBLE_EQ(t["rounds"][0].get<double>(), 0.35);
@@ -120,13 +123,9 @@ TEST(BenchReport, AnEvenNumberOfRoundsTakesTheMeanOfTheMiddleTwo) {
 
 TEST(BenchReport, AFailedMeasurementInOneRoundIsNotOutvoted) {
   // -1 marks a measurement that failed; two good rounds must not hide it behind a median.
-  std::vector<json> results;
-  for (double v : {200.0, -1.0, 210.0}) {
-    results.push_back(run("raftlock", "failover", {{"time_to_acquire_ms", v}}));
-    results.push_back(run("etcd", "failover", {{"time_to_acquire_ms", 1000.0}}));
-  }
   std::ostringstream out;
-  const json report = build_report(results, out);
+  const json report = build_report(
+      rounds_of("failover", "time_to_acquire_ms", {200, -1, 210}, {1000, 1000, 1000}, true), out);
   EXPECT_DOUBLE_EQ(row(report, "failover", "time_to_acquire_ms")["raftlock"].get<double>(), -1);
   EXPECT_EQ(target(report, "failover", "time_to_acquire_ms")["verdict"], "NOT met");
 }
