@@ -5,7 +5,7 @@
 # runs the same load against each, stops it, and prints the table raftlock | etcd | ratio.
 #
 #   bench/compare.sh [--quick] [--scenarios single,multi,...] [--duration S]
-#                    [--repeat N] [--build-dir DIR] [--no-build] [--out DIR]
+#                    [--repeat N] [--build-dir DIR] [--no-build] [--out DIR] [--plan]
 #
 #   --quick       shorter runs; scenario 4 with 5,000 leases (TTL 15 s) instead of 50,000
 #                 (TTL 60 s), scenario 7 with 10,000 locks instead of 100,000: about 3-4 minutes
@@ -13,8 +13,9 @@
 #   --systems     raftlock,etcd (default both; one alone is for debugging, not for comparing)
 #   --duration    seconds of measured load per scenario (default 10, quick 5)
 #   --repeat      rounds of the steady-load scenarios (single, multi, contended, reads), each
-#                 round raftlock then etcd on fresh clusters; the table shows each system's
-#                 median round and the targets list every round's ratio (default 3, quick 1)
+#                 round both systems on fresh clusters; the table shows each system's median
+#                 round and the targets list every round's ratio (default 3, quick 1)
+#   --plan        print the runs in the order they would go (scenario, round, system) and exit
 #   --build-dir   where raftlockd and lockbench are built (default $RAFTLOCK_BUILD_DIR or build/)
 #   --raftlockd   benchmark this raftlockd binary instead of the one in the build dir
 #   --out         where results go (default: a new temp dir); the JSON path is printed at the end
@@ -33,6 +34,7 @@ build="${RAFTLOCK_BUILD_DIR:-$root/build}"
 do_build=1
 out=""
 raftlockd_override=""
+plan=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -44,6 +46,7 @@ while [ $# -gt 0 ]; do
     --no-build) do_build=0 ;;
     --raftlockd) raftlockd_override="$2"; shift ;;
     --out) out="$2"; shift ;;
+    --plan) plan=1 ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { print }' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -60,6 +63,32 @@ fi
 case "$repeat" in
   '' | *[!0-9]* | 0) echo "compare.sh: --repeat takes a whole number of rounds >= 1" >&2; exit 2 ;;
 esac
+
+# The runs, in order: "scenario round system" per line. The steady-load scenarios take a few
+# rounds: the machine's own latency drifts by more than some targets' margins from one 10 s
+# window to the next. The others run once (long, or a one-off event). The system that goes first
+# alternates from one round to the next, across scenarios too: the disk is still slower for a
+# minute or two after a sustained fsync load (+100-200 us on a raw fdatasync, docs/performance.md),
+# so always starting with the same system would hand it every scenario change's after-effect.
+run_plan() {
+  local s round rounds turn=0 first second
+  IFS=, read -r -a scenario_list <<<"$scenarios"
+  for s in "${scenario_list[@]}"; do
+    rounds=1
+    case "$s" in single | multi | contended | reads) rounds="$repeat" ;; esac
+    for round in $(seq 1 "$rounds"); do
+      if [ $((turn % 2)) = 0 ]; then first=raftlock; second=etcd; else first=etcd; second=raftlock; fi
+      turn=$((turn + 1))
+      for system in "$first" "$second"; do
+        case ",$systems," in *,"$system",*) echo "$s $round $system" ;; esac
+      done
+    done
+  done
+}
+if [ "$plan" = 1 ]; then
+  run_plan
+  exit 0
+fi
 
 if ! command -v etcd >/dev/null; then
   echo "compare.sh: etcd not found; install it with: packaging/install-deps.sh bench" >&2
@@ -202,26 +231,18 @@ echo "raftlockd binary: $raftlockd; repository: HEAD $(git -C "$root" rev-parse 
  $(git -C "$root" status --porcelain 2>/dev/null | wc -l) uncommitted paths; $(etcd --version | head -1)"
 echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores; scenarios: $scenarios; duration ${duration}s;\
  rounds of the steady-load scenarios: $repeat"
-IFS=, read -r -a scenario_list <<<"$scenarios"
-for s in "${scenario_list[@]}"; do
-  # The steady-load scenarios take a few rounds: the machine's own latency drifts by more than
-  # some targets' margins from one 10 s window to the next, and alternating the systems round by
-  # round gives both the same drift. The others run once (long, or a one-off event).
+last_run=""
+while read -r s round system; do
   rounds=1
   case "$s" in single | multi | contended | reads) rounds="$repeat" ;; esac
-  for round in $(seq 1 "$rounds"); do
-    run="$s"
-    if [ "$rounds" -gt 1 ]; then
-      run="$s-$round"
-      echo "scenario $s, round $round of $rounds"
-    else
-      echo "scenario $s"
-    fi
-    case ",$systems," in *,raftlock,*) run_one raftlock "$s" "$run" "$round" ;; esac
-    case ",$systems," in *,etcd,*) run_one etcd "$s" "$run" "$round" ;; esac
-  done
-done
-
+  run="$s"
+  [ "$rounds" -gt 1 ] && run="$s-$round"
+  if [ "$run" != "$last_run" ]; then
+    if [ "$rounds" -gt 1 ]; then echo "scenario $s, round $round of $rounds"; else echo "scenario $s"; fi
+  fi
+  last_run="$run"
+  run_one "$system" "$s" "$run" "$round" </dev/null
+done < <(run_plan)
 echo
 echo "raftlock vs etcd, $(date -u +%Y-%m-%dT%H:%M:%SZ), 3+3 nodes and the client on one machine ($(nproc) cores)"
 "$lockbench" report --results "$results" --json "$out/compare.json" | tee "$out/compare.txt"

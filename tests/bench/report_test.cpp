@@ -27,8 +27,8 @@ json run(const std::string& system, const std::string& scenario,
   return doc;
 }
 
-// Round i of raftlock, then round i of etcd, as compare.sh runs them; tagged with the round
-// number (as compare.sh does) or not (as results of older lockbench runs). NaN: that run is
+// Round i of raftlock and round i of etcd (compare.sh alternates which goes first); tagged with the
+// round number (as compare.sh does) or not (as results of older lockbench runs). NaN: that run is
 // missing (its cluster did not start).
 std::vector<json> rounds_of(const std::string& scenario, const std::string& metric,
                             const std::vector<double>& mine, const std::vector<double>& theirs,
