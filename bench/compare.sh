@@ -70,13 +70,14 @@ esac
 # alternates from one round to the next, across scenarios too: the disk is still slower for a
 # minute or two after a sustained fsync load (+100-200 us on a raw fdatasync, docs/performance.md),
 # so always starting with the same system would hand it every scenario change's after-effect.
+rounds_of() {  # $1 = scenario
+  case "$1" in single | multi | contended | reads) echo "$repeat" ;; *) echo 1 ;; esac
+}
 run_plan() {
-  local s round rounds turn=0 first second
+  local s round turn=0 first second
   IFS=, read -r -a scenario_list <<<"$scenarios"
   for s in "${scenario_list[@]}"; do
-    rounds=1
-    case "$s" in single | multi | contended | reads) rounds="$repeat" ;; esac
-    for round in $(seq 1 "$rounds"); do
+    for round in $(seq 1 "$(rounds_of "$s")"); do
       if [ $((turn % 2)) = 0 ]; then first=raftlock; second=etcd; else first=etcd; second=raftlock; fi
       turn=$((turn + 1))
       for system in "$first" "$second"; do
@@ -233,8 +234,7 @@ echo "started $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores; scenarios: $scen
  rounds of the steady-load scenarios: $repeat"
 last_run=""
 while read -r s round system; do
-  rounds=1
-  case "$s" in single | multi | contended | reads) rounds="$repeat" ;; esac
+  rounds="$(rounds_of "$s")"
   run="$s"
   [ "$rounds" -gt 1 ] && run="$s-$round"
   if [ "$run" != "$last_run" ]; then
