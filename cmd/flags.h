@@ -26,6 +26,8 @@ struct ServerFlags {
   int election_timeout_ms = 1000;
   std::string log_level = "info";
   uint64_t snapshot_every = 10000;
+  // How long the Raft loop keeps polling for work before it sleeps (raft::NodeOptions::idle_spin).
+  int loop_spin_us = 300;
   bool help = false;
 };
 

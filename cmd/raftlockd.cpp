@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
   node_options.core.random_seed = std::random_device{}() ^ (flags.id * 0x9E3779B97F4A7C15ULL);
   node_options.tick_interval = std::chrono::milliseconds(flags.heartbeat_ms);
   node_options.snapshot_every = flags.snapshot_every;
+  node_options.idle_spin = std::chrono::microseconds(flags.loop_spin_us);
 
   std::unique_ptr<raft::transport::PeerTransport> transport;
   raft::Node node(node_options, *store, service, [&transport](std::vector<raft::Message> messages) {

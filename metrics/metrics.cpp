@@ -63,6 +63,15 @@ void set_value(ClientMetric& metric, MetricType type, double value) {
   }
 }
 
+// A family of one unlabelled series, built at scrape time.
+MetricFamily single_family(const char* name, const char* help, MetricType type, double value) {
+  MetricFamily family{name, help, type, {}};
+  ClientMetric metric;
+  set_value(metric, type, value);
+  family.metric.push_back(std::move(metric));
+  return family;
+}
+
 // One family of per-peer samples; `value` reads the field from a PeerStats.
 template <typename Field>
 MetricFamily peer_family(const raft::transport::TransportStats& stats, const std::string& name,
@@ -192,6 +201,7 @@ std::string Metrics::serialize() const {
     raft_reads_pending.Set(static_cast<double>(status.pending_reads));
     raft_stopped.Set(status.stopped ? 1 : 0);
     for (auto& family : follower_families(status)) extra.push_back(std::move(family));
+    for (auto& family : loop_families(status)) extra.push_back(std::move(family));
   }
   if (transport_stats_source_) {
     for (auto& family : transport_families(transport_stats_source_())) {
@@ -237,24 +247,32 @@ std::vector<MetricFamily> Metrics::follower_families(const raft::NodeStatus& sta
   return out;
 }
 
+std::vector<MetricFamily> Metrics::loop_families(const raft::NodeStatus& status) {
+  std::vector<MetricFamily> out;
+  out.push_back(single_family(
+      "raftlock_raft_loop_spin_catches_total",
+      "Raft loop waits ended by an event while the loop was still polling (--loop-spin-us), "
+      "without a sleep and wake-up.",
+      MetricType::Counter, static_cast<double>(status.loop_spin_catches)));
+  out.push_back(single_family("raftlock_raft_loop_sleeps_total",
+                              "Raft loop waits that went to sleep until an event or a timer.",
+                              MetricType::Counter, static_cast<double>(status.loop_sleeps)));
+  return out;
+}
+
 std::vector<MetricFamily> Metrics::client_connection_families(
     const ClientConnections& connections) {
-  auto one = [](const char* name, const char* help, MetricType type, double value) {
-    MetricFamily family{name, help, type, {}};
-    ClientMetric metric;
-    set_value(metric, type, value);
-    family.metric.push_back(std::move(metric));
-    return family;
-  };
   std::vector<MetricFamily> out;
-  out.push_back(one("raftlock_http_connections_open",
-                    "Client-port connections accepted and not closed yet.", MetricType::Gauge,
-                    static_cast<double>(connections.open)));
-  out.push_back(one("raftlock_http_connections_parked",
+  out.push_back(single_family("raftlock_http_connections_open",
+                              "Client-port connections accepted and not closed yet.",
+                              MetricType::Gauge, static_cast<double>(connections.open)));
+  out.push_back(
+      single_family("raftlock_http_connections_parked",
                     "Client-port connections waiting for their next request (or the rest of its "
                     "header) without a thread.",
                     MetricType::Gauge, static_cast<double>(connections.parked)));
-  out.push_back(one("raftlock_http_connection_parks_total",
+  out.push_back(
+      single_family("raftlock_http_connection_parks_total",
                     "Times a client-port connection idle for 100 ms gave its thread back.",
                     MetricType::Counter, static_cast<double>(connections.parks)));
   return out;

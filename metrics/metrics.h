@@ -105,6 +105,7 @@ class Metrics {
   static std::vector<prometheus::MetricFamily> transport_families(
       const raft::transport::TransportStats& stats);
   static std::vector<prometheus::MetricFamily> follower_families(const raft::NodeStatus& status);
+  static std::vector<prometheus::MetricFamily> loop_families(const raft::NodeStatus& status);
   static std::vector<prometheus::MetricFamily> client_connection_families(
       const ClientConnections& connections);
 

@@ -1,5 +1,6 @@
 #include "raft/runtime/node.h"
 
+#include <sched.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -498,14 +499,31 @@ void Node::wait_for_events(Clock::time_point deadline, bool zero_wait,
   poll_fds_.push_back({wake_fd_, POLLIN, 0});
   for (int fd : inbox_fds_) poll_fds_.push_back({fd, POLLIN, 0});
   if (zero_wait && poll_fds_.size() == 1) return;  // nothing to read
-  timespec timeout{0, 0};
-  if (!zero_wait) {
-    const auto left = std::max(Clock::duration::zero(), deadline - Clock::now());
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-    timeout.tv_sec = static_cast<time_t>(ns / 1000000000);
-    timeout.tv_nsec = static_cast<long>(ns % 1000000000);
+  const timespec no_wait{0, 0};
+  int ready = 0;
+  if (!zero_wait && options_.idle_spin.count() > 0) {
+    // Poll without sleeping for a while first (see NodeOptions::idle_spin), giving the CPU to
+    // any other runnable thread between polls.
+    const auto spin_end = std::min(deadline, Clock::now() + options_.idle_spin);
+    while (true) {
+      ready = ::ppoll(poll_fds_.data(), poll_fds_.size(), &no_wait, nullptr);
+      if (ready != 0) break;
+      if (Clock::now() >= spin_end) break;
+      sched_yield();
+    }
+    if (ready > 0) ++loop_spin_catches_;
   }
-  const int ready = ::ppoll(poll_fds_.data(), poll_fds_.size(), &timeout, nullptr);
+  if (ready == 0) {
+    timespec timeout = no_wait;
+    if (!zero_wait) {
+      const auto left = std::max(Clock::duration::zero(), deadline - Clock::now());
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      timeout.tv_sec = static_cast<time_t>(ns / 1000000000);
+      timeout.tv_nsec = static_cast<long>(ns % 1000000000);
+      ++loop_sleeps_;
+    }
+    ready = ::ppoll(poll_fds_.data(), poll_fds_.size(), &timeout, nullptr);
+  }
   if (ready <= 0) return;  // timeout or EINTR: the loop goes round
   if (poll_fds_[0].revents != 0) {
     uint64_t count = 0;
@@ -860,6 +878,8 @@ void Node::publish_status() {
   status_.pending_reads = reads_.size();
   status_.leader_deaths_detected = leader_deaths_detected_;
   status_.fast_campaigns = fast_campaigns_total_;
+  status_.loop_spin_catches = loop_spin_catches_;
+  status_.loop_sleeps = loop_sleeps_;
   status_.stopped = loop_done_;
 }
 

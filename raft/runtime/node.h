@@ -52,6 +52,13 @@ struct NodeOptions {
   std::chrono::milliseconds read_timeout{3000};  // a read index that takes longer fails
   // The longest a kMayWait proposal waits on the leader for another proposal to share its write.
   std::chrono::microseconds may_wait_limit{2000};
+  // After each round, the loop keeps polling its inbox and wake-up descriptor (a zero-timeout
+  // ppoll between sched_yield calls) for up to this long before it sleeps in a blocking ppoll.
+  // An event that comes in that window (the acknowledgement of an append, the next proposal) is
+  // handled without a sleep and wake-up, which on a loaded or virtualised host costs tens of
+  // microseconds each. The price is CPU: up to this much per round while there is nothing to do.
+  // Zero (the default here; raftlockd's --loop-spin-us sets it) sleeps at once.
+  std::chrono::microseconds idle_spin{0};
 };
 
 // How soon a proposal has to reach the leader's log.
@@ -75,6 +82,10 @@ struct NodeStatus {
   // Fast failover: leaders this node found gone, and the campaigns that started (not the timeout).
   uint64_t leader_deaths_detected = 0;
   uint64_t fast_campaigns = 0;
+  // The loop's waits for work (NodeOptions::idle_spin): ended by an event while still polling,
+  // and gone to sleep in a blocking ppoll.
+  uint64_t loop_spin_catches = 0;
+  uint64_t loop_sleeps = 0;
 };
 
 class Node {
@@ -318,6 +329,8 @@ class Node {
   int fast_campaigns_ = 0;           // in the current fast failover
   uint64_t leader_deaths_detected_ = 0;
   uint64_t fast_campaigns_total_ = 0;
+  uint64_t loop_spin_catches_ = 0;  // loop thread (see NodeStatus)
+  uint64_t loop_sleeps_ = 0;        // loop thread
   std::optional<std::chrono::steady_clock::time_point> fast_campaign_at_;
   std::optional<std::chrono::steady_clock::time_point> reprobe_at_;
   std::mt19937_64 failover_rng_;

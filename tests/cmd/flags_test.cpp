@@ -21,6 +21,7 @@ TEST(Flags, DefaultsMatchTheContract) {
   EXPECT_EQ(flags->heartbeat_ms, 100);
   EXPECT_EQ(flags->election_timeout_ms, 1000);
   EXPECT_EQ(flags->log_level, "info");
+  EXPECT_EQ(flags->loop_spin_us, 300);
 }
 
 TEST(Flags, ParsesEveryFlagInBothForms) {
@@ -72,6 +73,9 @@ TEST(Flags, EveryBadFlagIsRefusedWithOneLineNamingIt) {
       {{"--election-timeout-ms", "ten"}, "--election-timeout-ms"},
       {{"--heartbeat-ms", "500", "--election-timeout-ms", "400"}, "--election-timeout-ms"},
       {{"--log-level", "loud"}, "--log-level"},
+      {{"--loop-spin-us", "-1"}, "--loop-spin-us"},
+      {{"--loop-spin-us", "10001"}, "--loop-spin-us"},
+      {{"--loop-spin-us", "fast"}, "--loop-spin-us"},
       {{"--data-dir", ""}, "--data-dir"},
       {{"--bogus", "1"}, "--bogus"},
       {{"--id"}, "--id"},
@@ -85,6 +89,18 @@ TEST(Flags, EveryBadFlagIsRefusedWithOneLineNamingIt) {
         << "message '" << flags.error().message << "' does not name " << c.must_mention;
     EXPECT_EQ(flags.error().message.find('\n'), std::string::npos);
   }
+}
+
+TEST(Flags, LoopSpinTakesZeroToTurnItOffAndComesFromTheEnvironmentToo) {
+  auto off = parse({"--loop-spin-us", "0"});
+  ASSERT_TRUE(off.ok()) << off.error().message;
+  EXPECT_EQ(off->loop_spin_us, 0);
+  auto most = parse({"--loop-spin-us=10000"});
+  ASSERT_TRUE(most.ok()) << most.error().message;
+  EXPECT_EQ(most->loop_spin_us, 10000);
+  auto from_env = parse({}, {{"RAFTLOCK_LOOP_SPIN_US", "50"}});
+  ASSERT_TRUE(from_env.ok()) << from_env.error().message;
+  EXPECT_EQ(from_env->loop_spin_us, 50);
 }
 
 TEST(Flags, AValidFlagOverridesABadEnvironmentValue) {
@@ -106,7 +122,7 @@ TEST(Flags, HelpIsRecognisedAndDocumentsEveryFlag) {
   const std::string usage = server_usage();
   for (const char* flag :
        {"--id", "--data-dir", "--client-addr", "--peer-addr", "--initial-cluster", "--heartbeat-ms",
-        "--election-timeout-ms", "--log-level"}) {
+        "--election-timeout-ms", "--log-level", "--snapshot-every", "--loop-spin-us"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
 }

@@ -150,6 +150,8 @@ TEST(Metrics, NodeStatusIsReadAtScrapeTime) {
   EXPECT_EQ(sample(text, "raftlock_raft_proposals_pending"), 4);
   EXPECT_EQ(sample(text, "raftlock_raft_reads_pending"), 2);
   EXPECT_EQ(sample(text, "raftlock_raft_stopped"), 0);
+  EXPECT_EQ(sample(text, "raftlock_raft_loop_spin_catches_total"), 0);
+  EXPECT_EQ(sample(text, "raftlock_raft_loop_sleeps_total"), 0);
   // Follower lag: per peer, never for the leader itself.
   EXPECT_EQ(sample(text, "raftlock_raft_follower_lag_entries{peer=\"2\"}"), 2);
   EXPECT_EQ(sample(text, "raftlock_raft_follower_lag_entries{peer=\"3\"}"), 100);
@@ -161,11 +163,15 @@ TEST(Metrics, NodeStatusIsReadAtScrapeTime) {
   status.core.leader_id = 2;
   status.core.applied_index = 118;
   status.stopped = true;
+  status.loop_spin_catches = 12;
+  status.loop_sleeps = 34;
   text = metrics.serialize();
   EXPECT_EQ(sample(text, "raftlock_raft_is_leader"), 0);
   EXPECT_EQ(sample(text, "raftlock_raft_leader_id"), 2);
   EXPECT_EQ(sample(text, "raftlock_raft_applied_index"), 118);
   EXPECT_EQ(sample(text, "raftlock_raft_stopped"), 1);
+  EXPECT_EQ(sample(text, "raftlock_raft_loop_spin_catches_total"), 12);
+  EXPECT_EQ(sample(text, "raftlock_raft_loop_sleeps_total"), 34);
   EXPECT_EQ(text.find("raftlock_raft_follower_lag_entries{"), std::string::npos);
 }
 

@@ -200,6 +200,7 @@ struct ClusterConfig {
   uint64_t snapshot_every = 10000;
   std::chrono::milliseconds read_timeout{3000};
   std::chrono::microseconds may_wait_limit{2000};
+  std::chrono::microseconds idle_spin{0};
   bool forwarding = true;
   // Proposals on a follower go to the leader as kForward messages (Node::set_message_forwarding).
   bool message_forwarding = false;
@@ -254,6 +255,7 @@ class InProcessCluster {
     options.snapshot_every = config_.snapshot_every;
     options.read_timeout = config_.read_timeout;
     options.may_wait_limit = config_.may_wait_limit;
+    options.idle_spin = config_.idle_spin;
     auto machine = std::make_unique<RecordingStateMachine>(id);
     auto node = std::make_unique<Node>(
         options, *stores_.at(id), *machine,
