@@ -81,6 +81,16 @@ Result<ServerFlags> parse_server_flags(const std::vector<std::string>& args,
                                        const std::map<std::string, std::string>& env) {
   ServerFlags flags;
   using Setter = std::function<Status(const std::string&)>;
+  // A setter for an integer flag that must lie in [low, high].
+  const auto int_in_range = [](const char* name, int& out, int low, int high) -> Setter {
+    return [name, &out, low, high](const std::string& v) -> Status {
+      if (!parse_int(v, out) || out < low || out > high) {
+        return flag_error(name, "'" + v + "' is not an integer in " + std::to_string(low) + ".." +
+                                    std::to_string(high));
+      }
+      return Ok{};
+    };
+  };
   const std::map<std::string, Setter> setters = {
       {"id",
        [&](const std::string& v) -> Status {
@@ -116,22 +126,9 @@ Result<ServerFlags> parse_server_flags(const std::vector<std::string>& args,
          flags.initial_cluster = *cluster;
          return Ok{};
        }},
-      {"heartbeat-ms",
-       [&](const std::string& v) -> Status {
-         if (!parse_int(v, flags.heartbeat_ms) || flags.heartbeat_ms < 1 ||
-             flags.heartbeat_ms > 60000) {
-           return flag_error("heartbeat-ms", "'" + v + "' is not an integer in 1..60000");
-         }
-         return Ok{};
-       }},
+      {"heartbeat-ms", int_in_range("heartbeat-ms", flags.heartbeat_ms, 1, 60000)},
       {"election-timeout-ms",
-       [&](const std::string& v) -> Status {
-         if (!parse_int(v, flags.election_timeout_ms) || flags.election_timeout_ms < 1 ||
-             flags.election_timeout_ms > 600000) {
-           return flag_error("election-timeout-ms", "'" + v + "' is not an integer in 1..600000");
-         }
-         return Ok{};
-       }},
+       int_in_range("election-timeout-ms", flags.election_timeout_ms, 1, 600000)},
       {"log-level",
        [&](const std::string& v) -> Status {
          static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error"};
@@ -149,14 +146,7 @@ Result<ServerFlags> parse_server_flags(const std::vector<std::string>& args,
          }
          return Ok{};
        }},
-      {"loop-spin-us",
-       [&](const std::string& v) -> Status {
-         if (!parse_int(v, flags.loop_spin_us) || flags.loop_spin_us < 0 ||
-             flags.loop_spin_us > 10000) {
-           return flag_error("loop-spin-us", "'" + v + "' is not an integer in 0..10000");
-         }
-         return Ok{};
-       }},
+      {"loop-spin-us", int_in_range("loop-spin-us", flags.loop_spin_us, 0, 10000)},
   };
 
   // Flags first, collected by name; then the environment for every flag not given (a flag wins,
