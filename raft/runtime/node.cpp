@@ -520,7 +520,7 @@ void Node::wait_for_events(Clock::time_point deadline, bool zero_wait,
       const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
       timeout.tv_sec = static_cast<time_t>(ns / 1000000000);
       timeout.tv_nsec = static_cast<long>(ns % 1000000000);
-      ++loop_sleeps_;
+      if (ns > 0) ++loop_sleeps_;  // a timer already due is no sleep
     }
     ready = ::ppoll(poll_fds_.data(), poll_fds_.size(), &timeout, nullptr);
   }
