@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "tests/runtime/runtime_harness.h"
 
@@ -15,23 +16,30 @@ namespace {
 constexpr int kProposals = 40;
 
 // Proposes kProposals commands one after another on the leader (each waits for the previous
-// one's answer) and checks each was applied at its own index on every node.
+// one's answer) and checks that each was answered by its own entry, at an index above the
+// previous one's, and that every node applied that command at that index.
 void propose_in_sequence(InProcessCluster& cluster, NodeId leader) {
+  std::vector<Index> indices;
   for (int i = 0; i < kProposals; ++i) {
     const std::string command = "seq-" + std::to_string(i);
     auto future = cluster.node(leader).propose(command);
     const Result<std::any> result = await(future);
     ASSERT_TRUE(result.ok()) << command << ": " << result.error().message;
-    ASSERT_TRUE(cluster.machine(leader).has_command(command)) << command;
+    const auto index = own_result_index(result, leader, command);
+    ASSERT_TRUE(index) << command << " answered with " << result_string(result);
+    if (!indices.empty()) {
+      EXPECT_GT(*index, indices.back()) << command;
+    }
+    indices.push_back(*index);
   }
   for (NodeId id : cluster.ids()) {
     ASSERT_TRUE(InProcessCluster::wait_until([&] {
-      return cluster.machine(id).has_command("seq-" + std::to_string(kProposals - 1));
+      return cluster.machine(id).command_at(indices.back()).has_value();
     })) << "node "
         << id;
     for (int i = 0; i < kProposals; ++i) {
-      EXPECT_TRUE(cluster.machine(id).has_command("seq-" + std::to_string(i)))
-          << "node " << id << " misses seq-" << i;
+      EXPECT_EQ(cluster.machine(id).command_at(indices[i]), "seq-" + std::to_string(i))
+          << "node " << id << " at index " << indices[i];
     }
   }
 }
