@@ -80,9 +80,17 @@ bool LockService::is_leader() const {
 // State machine side (node loop thread).
 
 std::any LockService::apply(raft::Index index, std::string_view command) {
-  std::lock_guard lock(mu_);
-  std::any out = machine_.apply(index, command);
-  if (const auto* result = std::any_cast<CommandResult>(&out)) handle_events(*result);
+  std::vector<std::shared_ptr<Watch>> wake;
+  std::any out;
+  {
+    std::lock_guard lock(mu_);
+    out = machine_.apply(index, command);
+    if (const auto* result = std::any_cast<CommandResult>(&out)) handle_events(*result);
+    wake.swap(to_wake_);
+  }
+  // Woken after mu_ is released: a waiter woken while it is held would block on it at once, and
+  // wait for a second wake-up (the state it checks was changed under mu_, so none is missed).
+  for (const auto& watch : wake) watch->cv.notify_all();
   return out;
 }
 
@@ -112,7 +120,10 @@ Status LockService::restore(std::string_view data) {
 
 void LockService::notify(const std::string& key) {
   auto it = watches_.find(key);
-  if (it != watches_.end()) it->second->cv.notify_all();
+  if (it == watches_.end()) return;
+  if (std::find(to_wake_.begin(), to_wake_.end(), it->second) == to_wake_.end()) {
+    to_wake_.push_back(it->second);
+  }
 }
 
 void LockService::notify_lock_waiters(const std::string& name) {
@@ -145,7 +156,8 @@ void LockService::handle_events(const CommandResult& result) {
         grant.lease = machine_.get_lease(granted->lease_id);
         watch->second->granted[granted->lease_id] = std::move(grant);
       }
-      notify_lock_waiters(granted->name);
+      // (Done above already when the granting command was on this lock: same state, same set.)
+      if (!result.lock || result.lock->name != granted->name) notify_lock_waiters(granted->name);
       lock_delay_ends_.erase(granted->name);
     } else if (const auto* delay = std::get_if<LockDelayStartedEvent>(&event)) {
       if (leader_) {

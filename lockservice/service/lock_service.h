@@ -104,11 +104,12 @@ class LockService final : public raft::StateMachine {
   // waiting acquire (campaign) of `lease_id` will then most likely queue, and its entry may wait
   // for the leader's next write (raft::Urgency::kMayWait) rather than take one of its own.
   bool held_by_another(bool is_lock, const std::string& name, LeaseId lease_id);
-  // Wakes every request parked on `key` ("l:<lock>#<lease>" or "e:<election>").
+  // Marks every request parked on `key` ("l:<lock>#<lease>" or "e:<election>") to be woken when
+  // apply() releases mu_ (see to_wake_).
   void notify(const std::string& key);
-  // Wakes the requests parked on lock `name` whose wait is over: their lease now holds it or is no
-  // longer queued. The others stay asleep (16 waiters on one lock would otherwise all wake, and
-  // go back to sleep, on every change of that lock).
+  // Has the requests parked on lock `name` woken (see notify) whose wait is over: their lease now
+  // holds it or is no longer queued. The others stay asleep (16 waiters on one lock would otherwise
+  // all wake, and go back to sleep, on every change of that lock).
   void notify_lock_waiters(const std::string& name);
   LeaseId pick_lease_id();
   Result<std::optional<LeaseView>> settled_lease(LeaseId lease_id,
@@ -146,6 +147,8 @@ class LockService final : public raft::StateMachine {
     std::map<LeaseId, CommandResult> granted;
   };
   std::map<std::string, std::shared_ptr<Watch>> watches_;
+  // The watches one apply() has to wake (each once), woken after it releases mu_.
+  std::vector<std::shared_ptr<Watch>> to_wake_;
   // Leases with a request parked on each lock (their watch key is "l:<lock>#<lease>").
   std::map<std::string, std::set<LeaseId>> parked_lock_leases_;
   bool stopping_ = false;
