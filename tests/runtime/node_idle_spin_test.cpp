@@ -6,6 +6,7 @@
 // the loop goes idle, and so how many are caught, depends on the scheduler: no test counts them.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,20 +46,34 @@ void propose_in_sequence(InProcessCluster& cluster, NodeId leader) {
   }
 }
 
-TEST(NodeIdleSpin, ALeaderThatSpinsCatchesEventsWithoutSleeping) {
-  ClusterConfig config;
-  config.tick = 20ms;
+// A started 3-node cluster with a 20 ms tick and the given spin (0: the library default, none),
+// and its leader.
+class NodeIdleSpin : public ::testing::Test {
+ protected:
+  void start(std::chrono::microseconds idle_spin) {
+    ClusterConfig config;
+    config.tick = 20ms;
+    config.idle_spin = idle_spin;
+    cluster_ = std::make_unique<InProcessCluster>(config);
+    cluster_->start_all();
+    const auto leader = cluster_->wait_for_leader();
+    ASSERT_TRUE(leader.has_value());
+    leader_ = *leader;
+  }
+  InProcessCluster& cluster() { return *cluster_; }
+
+  std::unique_ptr<InProcessCluster> cluster_;
+  NodeId leader_ = kNoNode;
+};
+
+TEST_F(NodeIdleSpin, ALeaderThatSpinsCatchesEventsWithoutSleeping) {
   // Longer than a tick: an idle loop polls until its next timer is due (the spin never outlasts
   // it), so it is polling whenever it has nothing to do.
-  config.idle_spin = std::chrono::microseconds(1000000);
-  InProcessCluster cluster(config);
-  cluster.start_all();
-  const auto leader = cluster.wait_for_leader();
-  ASSERT_TRUE(leader.has_value());
+  ASSERT_NO_FATAL_FAILURE(start(std::chrono::microseconds(1000000)));
 
-  const NodeStatus before = cluster.node(*leader).status();
-  propose_in_sequence(cluster, *leader);
-  const NodeStatus after = cluster.node(*leader).status();
+  const NodeStatus before = cluster().node(leader_).status();
+  propose_in_sequence(cluster(), leader_);
+  const NodeStatus after = cluster().node(leader_).status();
   // Events came while the leader's loop polled (the next proposal, the followers'
   // acknowledgements) and it took them without a sleep; with the spin off it never does
   // (WithoutASpinTheLoopNeverPollsAndEveryWaitSleeps). How many it catches is up to the
@@ -67,40 +82,29 @@ TEST(NodeIdleSpin, ALeaderThatSpinsCatchesEventsWithoutSleeping) {
   EXPECT_GT(after.loop_spin_catches, before.loop_spin_catches);
 }
 
-TEST(NodeIdleSpin, ALoopWhoseSpinIsShorterThanATickStillSleepsWhenIdle) {
-  ClusterConfig config;
-  config.tick = 20ms;
-  config.idle_spin = std::chrono::microseconds(5000);
-  InProcessCluster cluster(config);
-  cluster.start_all();
-  const auto leader = cluster.wait_for_leader();
-  ASSERT_TRUE(leader.has_value());
-  propose_in_sequence(cluster, *leader);
+TEST_F(NodeIdleSpin, ALoopWhoseSpinIsShorterThanATickStillSleepsWhenIdle) {
+  ASSERT_NO_FATAL_FAILURE(start(std::chrono::microseconds(5000)));
+  propose_in_sequence(cluster(), leader_);
 
   // With nothing to do, each loop goes to sleep again: the spin ends before the next tick.
-  for (NodeId id : cluster.ids()) {
-    const uint64_t sleeps = cluster.node(id).status().loop_sleeps;
+  for (NodeId id : cluster().ids()) {
+    const uint64_t sleeps = cluster().node(id).status().loop_sleeps;
     EXPECT_TRUE(InProcessCluster::wait_until([&] {
-      return cluster.node(id).status().loop_sleeps >= sleeps + 5;
+      return cluster().node(id).status().loop_sleeps >= sleeps + 5;
     })) << "node "
         << id << " stopped sleeping";
   }
 }
 
-TEST(NodeIdleSpin, WithoutASpinTheLoopNeverPollsAndEveryWaitSleeps) {
-  ClusterConfig config;
-  config.tick = 20ms;
-  InProcessCluster cluster(config);  // idle_spin 0, the library default
-  cluster.start_all();
-  const auto leader = cluster.wait_for_leader();
-  ASSERT_TRUE(leader.has_value());
+TEST_F(NodeIdleSpin, WithoutASpinTheLoopNeverPollsAndEveryWaitSleeps) {
+  ASSERT_NO_FATAL_FAILURE(start(std::chrono::microseconds(0)));  // the library default
 
-  const uint64_t sleeps = cluster.node(*leader).status().loop_sleeps;
-  propose_in_sequence(cluster, *leader);
-  for (NodeId id : cluster.ids()) {
-    EXPECT_EQ(cluster.node(id).status().loop_spin_catches, 0u) << "node " << id;
+  const uint64_t sleeps = cluster().node(leader_).status().loop_sleeps;
+  propose_in_sequence(cluster(), leader_);
+  for (NodeId id : cluster().ids()) {
+    EXPECT_EQ(cluster().node(id).status().loop_spin_catches, 0u) << "node " << id;
   }
-  EXPECT_GT(cluster.node(*leader).status().loop_sleeps, sleeps);
+  EXPECT_GT(cluster().node(leader_).status().loop_sleeps, sleeps);
 }
 
 }  // namespace
