@@ -10,7 +10,9 @@
 #   --quick       shorter runs; scenario 4 with 5,000 leases (TTL 15 s) instead of 50,000
 #                 (TTL 60 s), scenario 7 with 10,000 locks instead of 100,000: about 3-4 minutes
 #   --scenarios   any of: single multi contended leases failover reads memory (default: all)
-#   --systems     raftlock,etcd (default both; one alone is for debugging, not for comparing)
+#   --systems     raftlock,etcd,floor (default all three; one system alone is for debugging, not
+#                 for comparing). floor is bench/floor_bench, this machine's floor for a contended
+#                 handoff, run after the two systems in each round of the contended scenario
 #   --duration    seconds of measured load per scenario (default 10, quick 5)
 #   --repeat      rounds of the steady-load scenarios (single, multi, contended, reads), each
 #                 round both systems on fresh clusters; the table shows each system's median
@@ -20,14 +22,15 @@
 #   --raftlockd   benchmark this raftlockd binary instead of the one in the build dir
 #   --out         where results go (default: a new temp dir); the JSON path is printed at the end
 # Needs etcd 3.4 (Debian's etcd-server): packaging/install-deps.sh bench
-# Ports: raftlock 27171-27173 (client) 27181-27183 (peer); etcd 27271-27273 / 27281-27283
+# Ports: raftlock 27171-27173 (client) 27181-27183 (peer); etcd 27271-27273 / 27281-27283;
+# floor_bench 27390-27392
 # (override the base with BENCH_PORT_BASE, default 27000).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
 quick=0
 scenarios="single,multi,contended,leases,failover,reads,memory"
-systems="raftlock,etcd"
+systems="raftlock,etcd,floor"
 duration=""
 repeat=""
 build="${RAFTLOCK_BUILD_DIR:-$root/build}"
@@ -83,6 +86,11 @@ run_plan() {
       for system in "$first" "$second"; do
         case ",$systems," in *,"$system",*) echo "$s $round $system" ;; esac
       done
+      # The machine's floor in the same minute (the disk's flush time drifts): after both, so its
+      # after-effect falls on the next round's first system, which alternates.
+      if [ "$s" = contended ]; then
+        case ",$systems," in *,floor,*) echo "$s $round floor" ;; esac
+      fi
     done
   done
 }
@@ -98,13 +106,16 @@ fi
 
 if [ "$do_build" = 1 ]; then
   echo "building raftlockd and lockbench in $build ..."
-  RAFTLOCK_BUILD_DIR="$build" RAFTLOCK_TARGETS="raftlockd lockbench" \
+  RAFTLOCK_BUILD_DIR="$build" RAFTLOCK_TARGETS="raftlockd lockbench floor_bench" \
     bash "$root/packaging/build.sh" -DRAFTLOCK_BUILD_TESTS=OFF >"${TMPDIR:-/tmp}/raftlock-bench-build.log" 2>&1 ||
     { echo "build failed: see ${TMPDIR:-/tmp}/raftlock-bench-build.log" >&2; exit 1; }
 fi
 raftlockd="${raftlockd_override:-$build/bin/raftlockd}"
 lockbench="$build/bin/lockbench"
-for b in "$raftlockd" "$lockbench"; do
+floor_bench="$build/bin/floor_bench"
+binaries=("$raftlockd" "$lockbench")
+case ",$systems," in *,floor,*) binaries+=("$floor_bench") ;; esac
+for b in "${binaries[@]}"; do
   [ -x "$b" ] || { echo "compare.sh: $b is missing (build it or drop --no-build)" >&2; exit 1; }
 done
 
@@ -198,6 +209,14 @@ start_etcd() {  # $1 = run name
 
 run_one() {  # $1 = system, $2 = scenario, $3 = this run's name (logs; default the scenario), $4 = round
   local system="$1" scenario="$2" run="${3:-$2}" round="${4:-1}" endpoints=""
+  if [ "$system" = floor ]; then
+    echo "  floor: $run ..."
+    mkdir -p "$work/$run"
+    "$floor_bench" --duration "$duration" --dir "$work/$run" --port-base "$((base + 390))" \
+      --results "$results" --round "$round" >"$work/$run-floor.out" 2>&1 ||
+      echo "  floor: $run reported an error (see $work/$run-floor.out)"
+    return 0
+  fi
   local ports=("${rl_client[@]}")
   [ "$system" = etcd ] && ports=("${et_client[@]}")
   for p in "${ports[@]}"; do endpoints+="${endpoints:+,}127.0.0.1:$p"; done

@@ -86,16 +86,74 @@ void merge_details(json& into, const json& run) {
   into["runs"] = into.value("runs", 0) + 1;
 }
 
+// One metric of one scenario, every system's runs of it.
+struct Row {
+  std::string unit, better;
+  std::map<std::string, std::vector<double>> runs;  // system -> one value per run, in order
+  std::map<std::string, std::vector<int>> rounds;   // system -> each run's round number
+  std::map<std::string, double> value;              // system -> aggregate(runs)
+};
+
+// The ratio a/b of each round both systems ran (round i of one against round i of the other;
+// compare.sh runs them back to back), in a's order. A round that one of them lacks (its cluster
+// did not start), or where b is 0, has no ratio.
+std::vector<double> round_ratios(Row& row, const std::string& a, const std::string& b) {
+  std::vector<double> ratios;
+  const auto& mine = row.runs[a];
+  const auto& theirs = row.runs[b];
+  const auto& my_rounds = row.rounds[a];
+  const auto& their_rounds = row.rounds[b];
+  for (size_t i = 0; i < mine.size(); ++i) {
+    for (size_t j = 0; j < theirs.size(); ++j) {
+      if (their_rounds[j] != my_rounds[i] || theirs[j] == 0) continue;
+      ratios.push_back(mine[i] / theirs[j]);
+      break;
+    }
+  }
+  return ratios;
+}
+
+std::string listed(const std::vector<double>& values) {
+  std::string text;
+  for (double v : values) text += " " + fmt(v);
+  return text;
+}
+
+// bench/floor_bench's runs next to the contended rounds: this machine's least cost per handoff in
+// that minute, and how close each system came to it.
+void report_floor(Row& row, json& doc, std::ostream& out) {
+  if (!row.value.count("floor")) return;
+  const double floor = row.value["floor"];
+  json f{{"handoffs_per_s", floor}, {"runs", row.runs["floor"]}};
+  out << "\nFloor (bench/floor_bench, after both systems in each contended round): one commit on\n"
+         "three processes' fdatasync()s and one client round trip, nothing else: the most "
+         "handoffs/s\n"
+         "a 3-node service that makes each one durable on two nodes could reach here then:\n";
+  std::string text = "  contended  floor " + fmt(floor) + " handoffs/s";
+  for (const std::string& system : {std::string("etcd"), std::string("raftlock")}) {
+    if (!row.value.count(system) || floor <= 0) continue;
+    const double share = row.value[system] / floor;
+    const std::vector<double> rounds = round_ratios(row, system, "floor");
+    f[system + "_share"] = share;
+    f[system + "_share_rounds"] = rounds;
+    text += "; " + system + " at " + fmt(share) + " of it";
+    if (rounds.size() > 1) text += " (rounds:" + listed(rounds) + ")";
+  }
+  if (row.value.count("etcd") && row.value["etcd"] > 0) {
+    const std::vector<double> rounds = round_ratios(row, "floor", "etcd");
+    f["floor_vs_etcd"] = floor / row.value["etcd"];
+    f["floor_vs_etcd_rounds"] = rounds;
+    text += "\n             the floor is " + fmt(floor / row.value["etcd"]) + "x etcd";
+    if (rounds.size() > 1) text += " (rounds:" + listed(rounds) + ")";
+  }
+  out << text << "\n";
+  doc["floor"] = std::move(f);
+}
+
 }  // namespace
 
 json build_report(const std::vector<json>& results, std::ostream& out) {
   // scenario -> metric -> system -> value; plus metric order as first seen.
-  struct Row {
-    std::string unit, better;
-    std::map<std::string, std::vector<double>> runs;  // system -> one value per run, in order
-    std::map<std::string, std::vector<int>> rounds;   // system -> each run's round number
-    std::map<std::string, double> value;              // system -> aggregate(runs)
-  };
   std::map<int, std::pair<std::string, std::vector<std::string>>> order;
   std::map<std::string, std::map<std::string, Row>> rows;
   std::map<std::string, std::map<std::string, json>> extra;  // scenario -> system -> errors
@@ -177,27 +235,18 @@ json build_report(const std::vector<json>& results, std::ostream& out) {
       bool met = valid && (t.ratio_at_least ? shown >= t.bound : shown <= t.bound);
       verdict = met ? "met" : "NOT met";
     }
-    // A repeated scenario: the ratio of each round too (round i of one system against round i
-    // of the other; compare.sh runs them back to back), so no round hides behind the median. A
-    // round that one system lacks (its cluster did not start) has no ratio.
+    // A repeated scenario: the ratio of each round too, so no round hides behind the median.
     json rounds = json::array();
     std::string per_round;
     const auto& mine = row.runs["raftlock"];
     const auto& theirs = row.runs["etcd"];
     if (!t.absolute && (mine.size() > 1 || theirs.size() > 1)) {
-      const auto& my_rounds = row.rounds["raftlock"];
-      const auto& their_rounds = row.rounds["etcd"];
-      for (size_t i = 0; i < mine.size(); ++i) {
-        for (size_t j = 0; j < theirs.size(); ++j) {
-          if (their_rounds[j] != my_rounds[i] || theirs[j] == 0) continue;
-          rounds.push_back(mine[i] / theirs[j]);
-          per_round += " " + fmt(mine[i] / theirs[j]);
-          break;
-        }
-      }
+      const std::vector<double> ratios = round_ratios(row, "raftlock", "etcd");
+      rounds = ratios;
+      per_round = listed(ratios);
       repeated = true;
     } else if (t.absolute && mine.size() > 1) {
-      for (double v : mine) per_round += " " + fmt(v);
+      per_round = listed(mine);
       repeated = true;
     }
     std::string shown_text = fmt(shown) + " -> " + verdict;
@@ -217,6 +266,9 @@ json build_report(const std::vector<json>& results, std::ostream& out) {
   if (repeated) {
     out << "  (a scenario run in several rounds shows each system's median run, metric by metric;\n"
            "   the verdict is on the medians' ratio, and each round's own ratio follows it)\n";
+  }
+  if (rows.count("contended") && rows["contended"].count("handoffs_per_s")) {
+    report_floor(rows["contended"]["handoffs_per_s"], doc, out);
   }
   bool any_errors = false;
   for (auto& [sc, systems] : extra) {

@@ -1,7 +1,8 @@
 // bench/compare.sh --plan: the order in which the comparison runs the two systems. The system
 // that goes first alternates from one round to the next, across scenarios too, so neither
 // system always runs right after a scenario change (the disk stays slower for a minute or two
-// after a sustained fsync load).
+// after a sustained fsync load). Each contended round also measures the machine's floor for a
+// handoff (bench/floor_bench), after both systems.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -37,6 +38,12 @@ Plan plan(const std::string& args) {
   return result;
 }
 
+// The runs of the two systems, without the floor's.
+Plan systems_only(Plan p) {
+  std::erase_if(p.runs, [](const auto& run) { return std::get<2>(run) == "floor"; });
+  return p;
+}
+
 // The first system of each (scenario, round), in order.
 std::vector<std::string> firsts(const Plan& p) {
   std::vector<std::string> out;
@@ -50,8 +57,9 @@ std::vector<std::string> firsts(const Plan& p) {
 }
 
 TEST(ComparePlan, EveryRoundRunsBothSystemsAndTheFirstAlternates) {
-  const Plan p = plan("");
-  ASSERT_EQ(p.exit_code, 0);
+  const Plan all = plan("");
+  ASSERT_EQ(all.exit_code, 0);
+  const Plan p = systems_only(all);
   // Four steady-load scenarios in 3 rounds, three run once: 15 rounds of 2 runs.
   ASSERT_EQ(p.runs.size(), 30u);
   std::map<std::string, int> rounds;
@@ -78,7 +86,28 @@ TEST(ComparePlan, AlternationCarriesAcrossScenariosRunOnce) {
   ASSERT_EQ(p.exit_code, 0);
   const std::vector<std::string> first = firsts(p);
   EXPECT_EQ(first, (std::vector<std::string>{"raftlock", "etcd", "raftlock"}));
-  EXPECT_EQ(p.runs.size(), 6u);
+  EXPECT_EQ(p.runs.size(), 7u);  // two per scenario, and the contended round's floor
+}
+
+TEST(ComparePlan, EachContendedRoundMeasuresTheFloorAfterBothSystems) {
+  const Plan p = plan("--scenarios single,contended --repeat 2");
+  ASSERT_EQ(p.exit_code, 0);
+  using Run = std::tuple<std::string, int, std::string>;
+  EXPECT_EQ(p.runs, (std::vector<Run>{{"single", 1, "raftlock"},
+                                      {"single", 1, "etcd"},
+                                      {"single", 2, "etcd"},
+                                      {"single", 2, "raftlock"},
+                                      {"contended", 1, "raftlock"},
+                                      {"contended", 1, "etcd"},
+                                      {"contended", 1, "floor"},
+                                      {"contended", 2, "etcd"},
+                                      {"contended", 2, "raftlock"},
+                                      {"contended", 2, "floor"}}));
+  // Left out of --systems, it does not run.
+  const Plan without = plan("--scenarios contended --repeat 2 --systems raftlock,etcd");
+  ASSERT_EQ(without.exit_code, 0);
+  EXPECT_EQ(without.runs.size(), 4u);
+  EXPECT_EQ(systems_only(without).runs, without.runs);
 }
 
 TEST(ComparePlan, OneSystemAloneKeepsItsRounds) {

@@ -111,6 +111,49 @@ TEST(BenchReport, RoundsArePairedByTheirNumberWhenOneSystemMissedARound) {
   EXPECT_DOUBLE_EQ(row(report, "single", "acquire_p50_ms")["etcd"].get<double>(), 1.75);
 }
 
+TEST(BenchReport, TheFloorOfEachContendedRoundIsSetAgainstBothSystems) {
+  // Three contended rounds of both systems and floor_bench's run after each (round-tagged, as
+  // compare.sh writes them). The floor changes the table and the verdict in nothing.
+  std::vector<json> results =
+      rounds_of("contended", "handoffs_per_s", {900, 600, 1000}, {150, 150, 160}, true);
+  const std::vector<double> floors = {1500, 1000, 2000};
+  for (size_t i = 0; i < floors.size(); ++i) {
+    json f = run("floor", "contended", {{"handoffs_per_s", floors[i]}});
+    f["round"] = static_cast<int>(i) + 1;
+    results.push_back(std::move(f));
+  }
+  std::ostringstream out;
+  const json report = build_report(results, out);
+  const json& r = row(report, "contended", "handoffs_per_s");
+  EXPECT_DOUBLE_EQ(r["raftlock"].get<double>(), 900);
+  EXPECT_DOUBLE_EQ(r["etcd"].get<double>(), 150);
+  EXPECT_DOUBLE_EQ(target(report, "contended", "handoffs_per_s")["ratio"].get<double>(), 6);
+  ASSERT_TRUE(report.contains("floor")) << out.str();
+  const json& f = report["floor"];
+  EXPECT_DOUBLE_EQ(f["handoffs_per_s"].get<double>(), 1500);  // median of 1000, 1500, 2000
+  EXPECT_DOUBLE_EQ(f["raftlock_share"].get<double>(), 0.6);   // 900 / 1500
+  EXPECT_DOUBLE_EQ(f["etcd_share"].get<double>(), 0.1);       // 150 / 1500
+  EXPECT_DOUBLE_EQ(f["floor_vs_etcd"].get<double>(), 10);
+  // Round by round: raftlock 900/1500, 600/1000, 1000/2000; the floor 1500/150, 1000/150, 2000/160.
+  EXPECT_EQ(f["raftlock_share_rounds"], json::array({0.6, 0.6, 0.5}));
+  ASSERT_EQ(f["floor_vs_etcd_rounds"].size(), 3u);
+  EXPECT_DOUBLE_EQ(f["floor_vs_etcd_rounds"][2].get<double>(), 12.5);
+  EXPECT_NE(out.str().find("floor 1500 handoffs/s; etcd at 0.10 of it"), std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("raftlock at 0.60 of it (rounds: 0.60 0.60 0.50)"), std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("the floor is 10.0x etcd (rounds: 10.0 6.67 12.5)"), std::string::npos)
+      << out.str();
+}
+
+TEST(BenchReport, WithoutAFloorRunThereIsNoFloor) {
+  std::ostringstream out;
+  const json report =
+      build_report(rounds_of("contended", "handoffs_per_s", {900, 600}, {150, 150}, true), out);
+  EXPECT_FALSE(report.contains("floor"));
+  EXPECT_EQ(out.str().find("Floor"), std::string::npos);
+}
+
 TEST(BenchReport, AnEvenNumberOfRoundsTakesTheMeanOfTheMiddleTwo) {
   std::vector<json> results;
   for (double v : {1.0, 4.0, 2.0, 3.0}) {

@@ -1,0 +1,125 @@
+// bench/floor_bench: the machine's floor for a contended handoff. It runs its chain, writes one
+// result line lockbench report reads, cleans up after itself, and refuses bad arguments.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "bench/lockbench/report.h"
+
+namespace {
+
+using nlohmann::json;
+
+struct Outcome {
+  int exit_code = -1;
+  std::string output;
+};
+
+Outcome floor_bench(const std::string& args) {
+  const std::string command = FLOOR_BENCH_PATH " " + args + " 2>&1";
+  Outcome result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) result.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+class FloorBench : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ =
+        std::filesystem::temp_directory_path() / ("floor_bench_test." + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  // Three ports of their own per process, away from the benchmark's (27000-27400).
+  std::string ports() const { return std::to_string(base_port()); }
+  static int base_port() { return 41000 + (::getpid() % 2000) * 3; }
+  std::filesystem::path dir_;
+};
+
+TEST_F(FloorBench, ItsResultLineIsOneLockbenchReportReads) {
+  const std::string results = (dir_ / "results.jsonl").string();
+  const Outcome run = floor_bench("--duration 0.3 --no-disk --port-base " + ports() + " --dir " +
+                                  dir_.string() + " --results " + results + " --round 2");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("floor without the disk: "), std::string::npos) << run.output;
+  std::ifstream in(results);
+  std::string line;
+  ASSERT_TRUE(std::getline(in, line));
+  const json doc = json::parse(line);
+  EXPECT_EQ(doc["system"], "floor");
+  EXPECT_EQ(doc["scenario"], "contended");
+  EXPECT_EQ(doc["round"], 2);
+  ASSERT_EQ(doc["metrics"].size(), 1u);
+  EXPECT_EQ(doc["metrics"][0]["name"], "handoffs_per_s");
+  const double rate = doc["metrics"][0]["value"].get<double>();
+  EXPECT_GT(rate, 0);
+  EXPECT_FALSE(std::getline(in, line)) << "one line per run";
+
+  json raftlock{{"system", "raftlock"}, {"scenario", "contended"}, {"round", 2}};
+  raftlock["metrics"] = json::array(
+      {{{"name", "handoffs_per_s"}, {"value", rate / 2}, {"unit", "1/s"}, {"better", "higher"}}});
+  std::ostringstream out;
+  const json report = raftlock::bench::build_report({raftlock, doc}, out);
+  ASSERT_TRUE(report.contains("floor")) << out.str();
+  EXPECT_DOUBLE_EQ(report["floor"]["raftlock_share"].get<double>(), 0.5);
+}
+
+TEST_F(FloorBench, WithTheDiskItWritesAndLeavesNoFileBehind) {
+  const Outcome run =
+      floor_bench("--duration 0.3 --port-base " + ports() + " --dir " + dir_.string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.output.rfind("floor: ", 0), 0u) << run.output;
+  EXPECT_NE(run.output.find(" handoffs/s ("), std::string::npos) << run.output;
+  EXPECT_TRUE(std::filesystem::is_empty(dir_)) << "its log files are removed";
+}
+
+TEST_F(FloorBench, APortInUseFailsTheRunWithNoResult) {
+  // Someone listens on the second follower's port: that node cannot start, and the run must not
+  // report a figure measured without it.
+  const int base = base_port();
+  const int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(taken, 0);
+  int one = 1;
+  ::setsockopt(taken, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(base + 2));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(taken, 4), 0);
+  const std::string results = (dir_ / "results.jsonl").string();
+  const Outcome run = floor_bench("--duration 0.3 --port-base " + std::to_string(base) + " --dir " +
+                                  dir_.string() + " --results " + results);
+  ::close(taken);
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("cannot listen on 127.0.0.1:" + std::to_string(base + 2)),
+            std::string::npos)
+      << run.output;
+  EXPECT_NE(run.output.find("no result"), std::string::npos) << run.output;
+  EXPECT_FALSE(std::filesystem::exists(results)) << "nothing written for a failed run";
+}
+
+TEST_F(FloorBench, RefusesWhatItDoesNotKnow) {
+  for (const char* args : {"--bogus", "--duration 0", "--duration", "--round 0 --results x"}) {
+    const Outcome run = floor_bench(args);
+    EXPECT_EQ(run.exit_code, 2) << args;
+    EXPECT_NE(run.output.find("usage: floor_bench"), std::string::npos) << args;
+  }
+}
+
+}  // namespace
