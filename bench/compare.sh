@@ -105,7 +105,7 @@ if ! command -v etcd >/dev/null; then
 fi
 
 if [ "$do_build" = 1 ]; then
-  echo "building raftlockd and lockbench in $build ..."
+  echo "building raftlockd, lockbench and floor_bench in $build ..."
   RAFTLOCK_BUILD_DIR="$build" RAFTLOCK_TARGETS="raftlockd lockbench floor_bench" \
     bash "$root/packaging/build.sh" -DRAFTLOCK_BUILD_TESTS=OFF >"${TMPDIR:-/tmp}/raftlock-bench-build.log" 2>&1 ||
     { echo "build failed: see ${TMPDIR:-/tmp}/raftlock-bench-build.log" >&2; exit 1; }

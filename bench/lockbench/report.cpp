@@ -125,10 +125,9 @@ void report_floor(Row& row, json& doc, std::ostream& out) {
   if (!row.value.count("floor")) return;
   const double floor = row.value["floor"];
   json f{{"handoffs_per_s", floor}, {"runs", row.runs["floor"]}};
-  out << "\nFloor (bench/floor_bench, after both systems in each contended round): one commit on\n"
-         "three processes' fdatasync()s and one client round trip, nothing else: the most "
-         "handoffs/s\n"
-         "a 3-node service that makes each one durable on two nodes could reach here then:\n";
+  out << "\nFloor (bench/floor_bench, after both systems in each contended round): one commit\n"
+         "on three processes' fdatasync()s and one client round trip, nothing else: the most\n"
+         "handoffs/s a 3-node service that makes each one durable on two nodes could reach here:\n";
   std::string text = "  contended  floor " + fmt(floor) + " handoffs/s";
   for (const std::string& system : {std::string("etcd"), std::string("raftlock")}) {
     if (!row.value.count(system) || floor <= 0) continue;
