@@ -1,9 +1,6 @@
 // bench/floor_bench: the machine's floor for a contended handoff. It runs its chain, writes one
 // result line lockbench report reads, cleans up after itself, and refuses bad arguments.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +12,7 @@
 #include <string>
 
 #include "bench/lockbench/report.h"
+#include "tests/support/loopback_socket.h"
 
 namespace {
 
@@ -46,8 +44,7 @@ class FloorBench : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   // Three ports of their own per process, away from the benchmark's (27000-27400).
-  std::string ports() const { return std::to_string(base_port()); }
-  static int base_port() { return 41000 + (::getpid() % 2000) * 3; }
+  static std::string ports() { return std::to_string(41000 + (::getpid() % 2000) * 3); }
   std::filesystem::path dir_;
 };
 
@@ -89,26 +86,17 @@ TEST_F(FloorBench, WithTheDiskItWritesAndLeavesNoFileBehind) {
 }
 
 TEST_F(FloorBench, APortInUseFailsTheRunWithNoResult) {
-  // Someone listens on the second follower's port: that node cannot start, and the run must not
-  // report a figure measured without it.
-  const int base = base_port();
-  const int taken = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(taken, 0);
-  int one = 1;
-  ::setsockopt(taken, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(base + 2));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
-  ASSERT_EQ(::listen(taken, 4), 0);
+  // Someone listens on the second follower's port (base + 2): that node cannot start, and the run
+  // must not report a figure measured without it.
+  raftlock::testing::LoopbackSocket taken;
+  ASSERT_TRUE(taken.ok());
+  ASSERT_GT(taken.port(), 1026);
   const std::string results = (dir_ / "results.jsonl").string();
-  const Outcome run = floor_bench("--duration 0.3 --port-base " + std::to_string(base) + " --dir " +
-                                  dir_.string() + " --results " + results);
-  ::close(taken);
+  const Outcome run = floor_bench("--duration 0.3 --port-base " + std::to_string(taken.port() - 2) +
+                                  " --dir " + dir_.string() + " --results " + results);
+  taken.close();
   EXPECT_EQ(run.exit_code, 1) << run.output;
-  EXPECT_NE(run.output.find("cannot listen on 127.0.0.1:" + std::to_string(base + 2)),
-            std::string::npos)
+  EXPECT_NE(run.output.find("cannot listen on " + taken.address()), std::string::npos)
       << run.output;
   EXPECT_NE(run.output.find("no result"), std::string::npos) << run.output;
   EXPECT_FALSE(std::filesystem::exists(results)) << "nothing written for a failed run";
