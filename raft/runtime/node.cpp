@@ -108,8 +108,17 @@ void Node::post(Task task) {
 }
 
 std::future<Result<std::any>> Node::propose(std::string command, Urgency urgency) {
-  auto promise = std::make_shared<std::promise<Result<std::any>>>();
+  auto promise = std::make_shared<ProposalSink>();
   auto future = promise->get_future();
+  submit(std::move(promise), std::move(command), urgency);
+  return future;
+}
+
+void Node::propose_async(std::string command, Urgency urgency, ProposalCallback done) {
+  submit(std::make_shared<ProposalSink>(std::move(done)), std::move(command), urgency);
+}
+
+void Node::submit(ProposalPromise promise, std::string command, Urgency urgency) {
   post([this, promise, urgency, command = std::move(command)](bool alive) mutable {
     if (!alive) {
       promise->set_value(make_error(ErrorCode::kUnavailable, "the node is shutting down"));
@@ -123,7 +132,6 @@ std::future<Result<std::any>> Node::propose(std::string command, Urgency urgency
     }
     propose_now(std::move(command), std::move(promise), proposed_at, urgency);
   });
-  return future;
 }
 
 void Node::propose_now(std::string command, ProposalPromise promise, Clock::time_point proposed_at,
@@ -178,7 +186,7 @@ void Node::release_held(Clock::time_point now, bool appended) {
 }
 
 std::future<Result<std::any>> Node::propose_as_leader(std::string command, Term term) {
-  auto promise = std::make_shared<std::promise<Result<std::any>>>();
+  auto promise = std::make_shared<ProposalSink>();
   auto future = promise->get_future();
   post([this, promise, term, command = std::move(command)](bool alive) mutable {
     if (!alive) {
@@ -341,8 +349,7 @@ void Node::fail_forwards_if(const std::function<bool(const PendingForward&)>& wh
   }
 }
 
-void Node::track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::any>>> promise,
-                          Clock::time_point proposed_at) {
+void Node::track_proposal(EntryId id, ProposalPromise promise, Clock::time_point proposed_at) {
   if (id.index <= core_->applied_index()) {
     // Already applied (a forwarded proposal whose answer arrived late): look up its result.
     for (auto it = recent_results_.rbegin(); it != recent_results_.rend(); ++it) {
@@ -758,7 +765,6 @@ void Node::apply_committed(const std::vector<Entry>& entries) {
   if (entries.empty()) return;
   if (observer_) observer_->on_committed(entries.back().index);
   apply_entries(entries);
-  if (completions_.empty()) return;
   {
     // The core counts these entries applied only at advance(), after the round's write: the
     // published status covers them before their answers go out.
@@ -767,6 +773,9 @@ void Node::apply_committed(const std::vector<Entry>& entries) {
     status_.core.applied_index = std::max(status_.core.applied_index, last);
     status_.core.commit_index = std::max(status_.core.commit_index, last);
   }
+  // The state machine's own answers first: a parked request granted by this round is the next
+  // step of a chain (a lock handoff), the proposers' answers are not.
+  state_machine_.applied();
   for (Completion& done : completions_) done.promise->set_value(std::move(done.value));
   completions_.clear();
 }

@@ -88,6 +88,27 @@ struct NodeStatus {
   uint64_t loop_sleeps = 0;
 };
 
+// Where a proposal's outcome goes: a future's promise, or a callback run on the loop thread.
+class ProposalSink {
+ public:
+  ProposalSink() : promise_(std::in_place) {}
+  explicit ProposalSink(std::function<void(Result<std::any>)> callback)
+      : callback_(std::move(callback)) {}
+  std::future<Result<std::any>> get_future() { return promise_->get_future(); }
+  void set_value(Result<std::any> value) {
+    if (callback_) {
+      callback_(std::move(value));
+    } else {
+      promise_->set_value(std::move(value));
+    }
+  }
+
+ private:
+  std::function<void(Result<std::any>)> callback_;
+  std::optional<std::promise<Result<std::any>>> promise_;  // without a callback
+};
+using ProposalPromise = std::shared_ptr<ProposalSink>;
+
 class Node {
  public:
   using Sender = std::function<void(std::vector<Message>)>;
@@ -151,6 +172,11 @@ class Node {
   // leadership change alone fails nothing: the entry may still commit under the new leader.
   // With kMayWait the leader may hold the command back for up to may_wait_limit (see Urgency).
   std::future<Result<std::any>> propose(std::string command, Urgency urgency = Urgency::kNow);
+  // Thread-safe: propose() with the outcome given to `done` instead of a future. `done` runs
+  // exactly once, on the loop thread (or on the caller's when the node is stopping); it must not
+  // block.
+  using ProposalCallback = std::function<void(Result<std::any>)>;
+  void propose_async(std::string command, Urgency urgency, ProposalCallback done);
   // Thread-safe. Like propose(), but only as the leader of `term`: never forwarded, and fails with
   // kNotLeader if this node is not (or no longer) the leader of that term. For commands a leader
   // decides from its own volatile state (lease expiry): forwarded by a deposed leader, they would
@@ -179,7 +205,7 @@ class Node {
  private:
   struct PendingProposal {
     Term term = 0;
-    std::shared_ptr<std::promise<Result<std::any>>> promise;
+    ProposalPromise promise;
     std::chrono::steady_clock::time_point proposed_at;
   };
   struct PendingRead {
@@ -192,7 +218,8 @@ class Node {
   // A unit of loop work; `alive` is false when the loop is gone and the task must only fail.
   using Task = std::function<void(bool alive)>;
 
-  using ProposalPromise = std::shared_ptr<std::promise<Result<std::any>>>;
+  // propose() and propose_async(): hands the proposal to the loop.
+  void submit(ProposalPromise promise, std::string command, Urgency urgency);
   // Appends `command` if this node leads, else forwards it to the leader (loop thread).
   void propose_now(std::string command, ProposalPromise promise,
                    std::chrono::steady_clock::time_point proposed_at, Urgency urgency);
@@ -212,7 +239,7 @@ class Node {
   void fail_forwards_if(const std::function<bool(const PendingForward&)>& which,
                         const std::string& why);
   void answer_forward(const Message& request);
-  void track_proposal(EntryId id, std::shared_ptr<std::promise<Result<std::any>>> promise,
+  void track_proposal(EntryId id, ProposalPromise promise,
                       std::chrono::steady_clock::time_point proposed_at);
   void run_loop();
   // Writes the deferred commit-only hard state, if any (at a tick when the last one is a tick
@@ -264,7 +291,7 @@ class Node {
     NodeId leader = kNoNode;
     uint64_t first_id = 0;  // the first id of its kForward (the request's name)
     size_t slot = 0;        // its place among that kForward's entries
-    std::shared_ptr<std::promise<Result<std::any>>> promise;
+    ProposalPromise promise;
     std::chrono::steady_clock::time_point proposed_at;
   };
   ForwardCapability can_forward_to_;
@@ -308,7 +335,7 @@ class Node {
   // covers them (a client that got its answer never reads an older applied_index): apply_committed
   // raises the published applied and commit index first, since the core counts them at advance().
   struct Completion {
-    std::shared_ptr<std::promise<Result<std::any>>> promise;
+    ProposalPromise promise;
     Result<std::any> value;
   };
   std::vector<Completion> completions_;

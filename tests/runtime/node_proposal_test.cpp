@@ -3,6 +3,9 @@
 // a leadership change alone answers nothing, since the entry may still commit.
 #include <gtest/gtest.h>
 
+#include <future>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "tests/runtime/runtime_harness.h"
@@ -70,6 +73,80 @@ TEST(NodeProposal, AnAnsweredProposalIsCoveredByThePublishedStatus) {
       ASSERT_GE(status.core.commit_index, *index) << "node " << at << ", proposal " << i;
     }
   }
+}
+
+// propose_async: the same answer as propose(), given once to the callback on the node's loop
+// thread, after the published status covers the entry; on the leader and through a follower.
+TEST(NodeProposal, AnAsyncProposalIsAnsweredOnceOnTheLoopAndCoveredByTheStatus) {
+  ClusterConfig config;
+  config.message_forwarding = true;
+  InProcessCluster cluster(config);
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  struct Answer {
+    std::string command;
+    Result<std::any> result = make_error(ErrorCode::kInternal, "unanswered");
+    std::thread::id thread;
+    Index applied = 0;  // the node's published applied index when the callback ran
+    int calls = 0;
+  };
+  for (NodeId at : {*leader, cluster.others(*leader).front()}) {
+    constexpr int kProposals = 20;
+    std::mutex mu;
+    std::vector<Answer> answers(kProposals);
+    for (int i = 0; i < kProposals; ++i) {
+      answers[static_cast<size_t>(i)].command = "a" + std::to_string(at) + "-" + std::to_string(i);
+      cluster.node(at).propose_async(answers[static_cast<size_t>(i)].command, Urgency::kNow,
+                                     [&, i, at](Result<std::any> result) {
+                                       const Index applied =
+                                           cluster.node(at).status().core.applied_index;
+                                       std::lock_guard lock(mu);
+                                       Answer& answer = answers[static_cast<size_t>(i)];
+                                       answer.result = std::move(result);
+                                       answer.thread = std::this_thread::get_id();
+                                       answer.applied = applied;
+                                       ++answer.calls;
+                                     });
+    }
+    ASSERT_TRUE(InProcessCluster::wait_until([&] {
+      std::lock_guard lock(mu);
+      for (const Answer& answer : answers) {
+        if (answer.calls == 0) return false;
+      }
+      return true;
+    }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a second call would show
+    std::lock_guard lock(mu);
+    std::set<Index> indices;
+    for (const Answer& answer : answers) {
+      EXPECT_EQ(answer.calls, 1) << answer.command;
+      EXPECT_NE(answer.thread, std::this_thread::get_id()) << answer.command;
+      const auto own = own_result_index(answer.result, at, answer.command);
+      ASSERT_TRUE(own) << answer.command << " answered with " << result_string(answer.result);
+      EXPECT_TRUE(indices.insert(*own).second) << "two proposals answered for index " << *own;
+      EXPECT_GE(answer.applied, *own) << answer.command << ": answered before the status said so";
+    }
+  }
+}
+
+TEST(NodeProposal, AnAsyncProposalStillPendingAtStopIsAnsweredUnavailable) {
+  InProcessCluster cluster({});
+  cluster.start_all();
+  const auto leader = cluster.wait_for_leader();
+  ASSERT_TRUE(leader.has_value());
+  for (NodeId other : cluster.others(*leader)) cluster.stop(other);  // no quorum: never commits
+  std::promise<Result<std::any>> answered;
+  cluster.node(*leader).propose_async("stuck", Urgency::kNow, [&](Result<std::any> result) {
+    answered.set_value(std::move(result));
+  });
+  auto future = answered.get_future();
+  EXPECT_EQ(future.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  cluster.stop(*leader);
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  const Result<std::any> result = future.get();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().code, ErrorCode::kUnavailable) << result.error().message;
 }
 
 TEST(NodeProposal, FollowerForwardsToTheLeaderAndAnswersWithItsOwnApplyResult) {
