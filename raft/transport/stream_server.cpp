@@ -498,9 +498,13 @@ bool StreamServer::set_base_dir(const std::string& dir, const std::string& mount
 // it), and where it is in its keep-alive life. Owned by one thread at a time: the one serving it,
 // or the watcher while it is parked.
 struct StreamServer::Connection {
-  Connection(int s, int read_ms, int write_ms) : sock(s), stream(s, read_ms, write_ms) {}
+  Connection(int s, int read_ms, int write_ms)
+      : sock(s), stream(s, read_ms, write_ms), guard(std::make_shared<ConnectionGuard>()) {
+    guard->sock = s;
+  }
   int sock;
   BufferedSocketStream stream;
+  std::shared_ptr<ConnectionGuard> guard;
   size_t served = 0;
   // When the wait for more of the client ends: the keep-alive limit while idle, the read timeout
   // once a request has begun (its first byte, until its header block is in).
@@ -582,10 +586,13 @@ void StreamServer::close_parked_locked(int sock) {
   const auto it = parked_.find(sock);
   if (it == parked_.end()) return;
   deadlines_.erase({it->second->deadline, sock});
+  const auto guard = it->second->guard;
   parked_.erase(it);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
   // As at the end of serve(): untracked before it is closed, under the lock.
   open_.erase(sock);
+  std::lock_guard closing(guard->mu);
+  guard->closed = true;
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);
 }
@@ -637,6 +644,10 @@ bool StreamServer::serve(std::shared_ptr<Connection> conn) {
     }
     if (waited == BufferedSocketStream::Await::kTimedOut) {
       const auto now = std::chrono::steady_clock::now();
+      if (now >= conn->deadline && !conn->request_begun && owes_answer(*conn)) {
+        // Not idle: a request on it is still being answered (it waits for a lock, say).
+        conn->deadline = now + options_.keep_alive_idle;
+      }
       if (now >= conn->deadline) break;  // idle for the keep-alive limit, or too slow a request
       // Waiting for the linger: wait without a thread.
       if (park(conn)) return true;
@@ -652,6 +663,8 @@ bool StreamServer::serve(std::shared_ptr<Connection> conn) {
       continue;
     }
     if (waited != BufferedSocketStream::Await::kReady) break;
+    // Answers go out in request order: a pipelined request waits for the one answered later.
+    if (!await_deferred(*conn)) break;
     {
       std::lock_guard lock(mutex_);
       if (stopping_locked()) break;
@@ -669,7 +682,7 @@ bool StreamServer::serve(std::shared_ptr<Connection> conn) {
     bool connection_closed = false;
     const bool last = conn->served + 1 == keep_alive_max_count_;
     std::optional<bool> direct;
-    if (direct_handler_) direct = serve_directly(stream, last, connection_closed);
+    if (direct_handler_) direct = serve_directly(stream, last, connection_closed, conn->guard);
     ok = direct ? *direct
                 : process_request(stream, last, connection_closed, [](httplib::Request&) {});
     if (!stream.flush()) ok = false;
@@ -692,10 +705,17 @@ bool StreamServer::serve(std::shared_ptr<Connection> conn) {
     // number that has been closed (and possibly reused).
     std::lock_guard lock(mutex_);
     open_.erase(sock);
+    std::lock_guard closing(conn->guard->mu);
+    conn->guard->closed = true;
     ::shutdown(sock, SHUT_RDWR);
     ::close(sock);
   }
   return ok;
+}
+
+bool StreamServer::owes_answer(Connection& conn) {
+  std::lock_guard lock(conn.guard->mu);
+  return conn.guard->pending;
 }
 
 bool StreamServer::park(const std::shared_ptr<Connection>& conn) {
@@ -772,7 +792,17 @@ void StreamServer::watch_parked() {
     // closed, as a connection waiting on its thread would be.
     const auto now = Clock::now();
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-      close_parked_locked(deadlines_.begin()->second);
+      const int sock = deadlines_.begin()->second;
+      const auto parked = parked_.find(sock);
+      if (parked != parked_.end() && !parked->second->request_begun &&
+          owes_answer(*parked->second)) {
+        // Not idle: a request on it is still being answered.
+        deadlines_.erase(deadlines_.begin());
+        parked->second->deadline = now + options_.keep_alive_idle;
+        deadlines_.emplace(parked->second->deadline, sock);
+        continue;
+      }
+      close_parked_locked(sock);
     }
     if (deadlines_.empty()) {
       watcher_wakes_at_ = Clock::time_point::max();
@@ -785,8 +815,83 @@ void StreamServer::watch_parked() {
   }
 }
 
+namespace {
+// The request a direct handler is running for on this thread, and whether it deferred its answer.
+struct DeferSlot {
+  StreamServer* server = nullptr;
+  const std::shared_ptr<ConnectionGuard>* guard = nullptr;
+  const httplib::Request* req = nullptr;
+  bool allowed = false;
+  std::shared_ptr<DeferredAnswer> taken;
+};
+thread_local DeferSlot* tl_defer_slot = nullptr;
+}  // namespace
+
+std::shared_ptr<DeferredAnswer> StreamServer::defer_answer() {
+  DeferSlot* slot = tl_defer_slot;
+  if (slot == nullptr || !slot->allowed || slot->taken) return nullptr;
+  slot->taken = std::make_shared<DeferredAnswer>(*slot->server, *slot->guard, *slot->req);
+  return slot->taken;
+}
+
+DeferredAnswer::DeferredAnswer(StreamServer& server, std::shared_ptr<ConnectionGuard> guard,
+                               const httplib::Request& req)
+    : server_(server), guard_(std::move(guard)) {
+  req_.method = req.method;
+  req_.path = req.path;
+  req_.version = req.version;
+  std::lock_guard lock(guard_->mu);
+  guard_->pending = true;
+}
+
+DeferredAnswer::~DeferredAnswer() {
+  std::lock_guard lock(guard_->mu);
+  if (sent_) return;
+  if (!guard_->closed) ::shutdown(guard_->sock, SHUT_RDWR);
+  guard_->pending = false;
+  guard_->answered.notify_all();
+}
+
+bool DeferredAnswer::send(httplib::Response response) {
+  const std::string out = server_.format_direct_response(false, req_, response);
+  std::lock_guard lock(guard_->mu);
+  if (sent_) return false;
+  sent_ = true;
+  guard_->pending = false;
+  guard_->answered.notify_all();
+  if (guard_->closed) return false;
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n =
+        ::send(guard_->sock, out.data() + done, out.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::shutdown(guard_->sock, SHUT_RDWR);
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool StreamServer::await_deferred(Connection& conn) {
+  ConnectionGuard& guard = *conn.guard;
+  std::unique_lock lock(guard.mu);
+  while (guard.pending) {
+    lock.unlock();
+    {
+      std::lock_guard server_lock(mutex_);
+      if (closing_) return false;
+    }
+    lock.lock();
+    guard.answered.wait_for(lock, std::chrono::milliseconds(100), [&] { return !guard.pending; });
+  }
+  return true;
+}
+
 std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, bool last,
-                                                 bool& connection_closed) {
+                                                 bool& connection_closed,
+                                                 const std::shared_ptr<ConnectionGuard>& guard) {
   // httplib answers a socket it cannot select() on with 500 (it is built without poll support);
   // such a connection stays with it so that every connection is answered alike.
   if (stream.socket() >= FD_SETSIZE) return std::nullopt;
@@ -870,14 +975,33 @@ std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, b
 
   httplib::Response res;
   res.version = "HTTP/1.1";
+  const std::string connection = noted.connection.value_or("");
+  DeferSlot slot;
+  slot.server = this;
+  slot.guard = &guard;
+  slot.req = &req;
+  slot.allowed =
+      !last && connection != "close" && !(req.version == "HTTP/1.0" && connection != "Keep-Alive");
+  tl_defer_slot = &slot;
+  bool threw = false;
   try {
-    if (!direct_handler_(req, res)) return std::nullopt;  // declined: httplib serves it
+    if (!direct_handler_(req, res)) {
+      tl_defer_slot = nullptr;
+      return std::nullopt;  // declined: httplib serves it
+    }
   } catch (...) {
+    threw = true;
     exception_handler_copy_(req, res, std::current_exception());
   }
+  tl_defer_slot = nullptr;
   stream.consume(request_bytes);
   direct_requests_.fetch_add(1, std::memory_order_relaxed);
-  const std::string connection = noted.connection.value_or("");
+  if (slot.taken) {
+    // Answered later by whoever holds the DeferredAnswer; a handler that threw after taking it
+    // answers with the exception handler's response now (a later send is then refused).
+    if (threw) slot.taken->send(std::move(res));
+    return true;
+  }
   if (connection == "close" || (req.version == "HTTP/1.0" && connection != "Keep-Alive")) {
     connection_closed = true;
   }
@@ -887,6 +1011,12 @@ std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, b
 
 bool StreamServer::write_direct_response(BufferedSocketStream& stream, bool close_connection,
                                          const httplib::Request& req, httplib::Response& res) {
+  const std::string out = format_direct_response(close_connection, req, res);
+  return stream.write(out.data(), out.size()) == static_cast<ssize_t>(out.size());
+}
+
+std::string StreamServer::format_direct_response(bool close_connection, const httplib::Request& req,
+                                                 httplib::Response& res) {
   if (res.content_provider_) {
     // A direct handler must decline an answer it would stream; this one did not.
     res = httplib::Response();
@@ -924,7 +1054,7 @@ bool StreamServer::write_direct_response(BufferedSocketStream& stream, bool clos
   }
   out += "\r\n";
   out += res.body;
-  return stream.write(out.data(), out.size()) == static_cast<ssize_t>(out.size());
+  return out;
 }
 
 bool StreamServer::starts_with_takeover_prefix(BufferedSocketStream& stream) const {

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -112,6 +113,44 @@ struct StreamServerOptions {
   std::string idle_thread_name = "http-idle";  // the thread watching idle connections
 };
 
+// One connection as seen by an answer written later (DeferredAnswer), from another thread.
+// `closed` is set under `mu` before the socket is closed, so a late answer never reaches a reused
+// descriptor number. `pending` is set while a deferred answer is owed: the connection's next
+// request waits for it (answers go out in request order), and the connection is not closed for
+// idleness meanwhile.
+struct ConnectionGuard {
+  std::mutex mu;
+  std::condition_variable answered;  // pending became false
+  int sock = -1;
+  bool closed = false;
+  bool pending = false;
+};
+
+class StreamServer;
+
+// An answer a direct handler gives later, from any thread (StreamServer::defer_answer). If it is
+// destroyed unsent, the connection is shut down (the client is not left waiting for nothing).
+// send() uses its server's settings: the server must outlive the sends (destroying an unsent
+// answer after the server is gone is fine).
+class DeferredAnswer {
+ public:
+  DeferredAnswer(StreamServer& server, std::shared_ptr<ConnectionGuard> guard,
+                 const httplib::Request& req);
+  ~DeferredAnswer();
+  DeferredAnswer(const DeferredAnswer&) = delete;
+  DeferredAnswer& operator=(const DeferredAnswer&) = delete;
+  // Writes the answer exactly as the direct path writes it, without blocking: false when the
+  // connection is gone, was already answered, or did not take the answer whole (it is then shut
+  // down: a client that does not read its answers loses its connection, not a thread).
+  bool send(httplib::Response response);
+
+ private:
+  StreamServer& server_;
+  std::shared_ptr<ConnectionGuard> guard_;
+  httplib::Request req_;  // method, path and version only (the error handler's view)
+  bool sent_ = false;     // guarded by guard_->mu
+};
+
 // httplib::Server serving each accepted connection with BufferedSocketStream.
 class StreamServer final : public httplib::Server {
  public:
@@ -165,6 +204,16 @@ class StreamServer final : public httplib::Server {
   bool set_mount_point(const std::string& mount_point, const std::string& dir,
                        httplib::Headers headers = httplib::Headers());
   bool set_base_dir(const std::string& dir, const std::string& mount_point = std::string());
+  // Called by a direct handler on the connection's thread: the request will be answered later
+  // through the returned object (from any thread), and the connection's thread goes back to
+  // reading at once, so a request that waits holds no thread. The next request on the
+  // connection is served only after this answer is written. nullptr when the current request
+  // cannot be answered later (it is not on the direct path, or the connection closes after it):
+  // the handler then answers as usual.
+  static std::shared_ptr<DeferredAnswer> defer_answer();
+  // The bytes the direct path writes for `res`.
+  std::string format_direct_response(bool close_connection, const httplib::Request& req,
+                                     httplib::Response& res);
   // How many requests the direct path answered (for tests and metrics).
   size_t direct_requests() const { return direct_requests_.load(std::memory_order_relaxed); }
   // The server's connections now, and how often one waited for its next request without a
@@ -183,6 +232,10 @@ class StreamServer final : public httplib::Server {
   // Serves the connection's requests on this thread until it closes (false: failed), its idle
   // linger passes (it is parked: true), or the server stops.
   bool serve(std::shared_ptr<Connection> conn);
+  // Waits until the connection owes no deferred answer; false when the server is closing.
+  bool await_deferred(Connection& conn);
+  // Does the connection owe a deferred answer?
+  static bool owes_answer(Connection& conn);
   // Hands an idle connection to the epoll watcher; false when it cannot (the server is stopping,
   // or the pool is not ours), and the caller keeps it.
   bool park(const std::shared_ptr<Connection>& conn);
@@ -207,7 +260,8 @@ class StreamServer final : public httplib::Server {
   // handler declined (nothing consumed; httplib serves it), else whether the connection stays
   // usable. Sets connection_closed when the request asked for the connection to be closed.
   std::optional<bool> serve_directly(BufferedSocketStream& stream, bool last,
-                                     bool& connection_closed);
+                                     bool& connection_closed,
+                                     const std::shared_ptr<ConnectionGuard>& guard);
   // close_connection: the answer says "Connection: close" (the request asked for it, or it is
   // the connection's last).
   bool write_direct_response(BufferedSocketStream& stream, bool close_connection,

@@ -1,0 +1,283 @@
+// StreamServer::defer_answer: a direct handler answers later, from another thread, while the
+// connection's thread goes back to reading. The answer is written byte for byte as the direct
+// path writes it; waiting requests hold no thread; a pipelined request waits for the answer owed
+// before it; a connection owing an answer is not closed as idle; an answer given up (destroyed
+// unsent) ends its connection, and one for a connection the client closed goes nowhere.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "raft/transport/stream_server.h"
+
+namespace raftlock::raft::transport {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+int connect_to(int port) {
+  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(sock);
+    return -1;
+  }
+  return sock;
+}
+
+void send_text(int sock, const std::string& text) {
+  ASSERT_EQ(::send(sock, text.data(), text.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(text.size()));
+}
+
+// Reads until `marker` has arrived `count` times, the peer closed (`closed` set) or `wait` passed.
+std::string read_until(int sock, const std::string& marker, size_t count,
+                       std::chrono::milliseconds wait, bool* closed = nullptr) {
+  std::string out;
+  auto occurrences = [&] {
+    size_t found = 0;
+    for (size_t at = out.find(marker); at != std::string::npos; at = out.find(marker, at + 1)) {
+      ++found;
+    }
+    return found;
+  };
+  const auto deadline = Clock::now() + wait;
+  while (occurrences() < count && Clock::now() < deadline) {
+    pollfd p{sock, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = ::recv(sock, buffer, sizeof(buffer), 0);
+    if (n <= 0) {
+      if (closed) *closed = true;
+      break;
+    }
+    out.append(buffer, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+std::string request(const std::string& path, const std::string& extra_headers = "") {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n" + extra_headers +
+         "\r\n{}";
+}
+
+class DeferredAnswerTest : public ::testing::Test {
+ protected:
+  void start(StreamServerOptions options = {}, size_t threads = 0) {
+    server_ = std::make_unique<StreamServer>(options);
+    if (threads > 0) server_->set_thread_count(threads);
+    server_->set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                                      std::exception_ptr) { res.status = 500; });
+    server_->set_direct_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (req.path == "/later") {
+        if (auto later = StreamServer::defer_answer()) {
+          std::lock_guard lock(mutex_);
+          owed_.push_back(std::move(later));
+          return true;
+        }
+        res.set_content("not deferred", "text/plain");
+        return true;
+      }
+      res.set_content(req.path == "/now" ? "now" : "done", "text/plain");
+      return true;
+    });
+    int listen_sock = -1;
+    server_->set_socket_options([&listen_sock](socket_t sock) {
+      const int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+      listen_sock = sock;
+    });
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    ASSERT_GT(port_, 0);
+    ASSERT_EQ(::listen(listen_sock, SOMAXCONN), 0);
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    while (!server_->is_running()) std::this_thread::sleep_for(1ms);
+  }
+  void TearDown() override {
+    {
+      std::lock_guard lock(mutex_);
+      owed_.clear();
+    }
+    if (server_) {
+      server_->stop();
+      server_->shut_down_connections();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+  size_t owed() {
+    std::lock_guard lock(mutex_);
+    return owed_.size();
+  }
+  bool wait_for_owed(size_t count) {
+    const auto deadline = Clock::now() + 5s;
+    while (owed() < count && Clock::now() < deadline) std::this_thread::sleep_for(2ms);
+    return owed() >= count;
+  }
+  std::shared_ptr<DeferredAnswer> take(size_t i) {
+    std::lock_guard lock(mutex_);
+    return owed_.at(i);
+  }
+  static httplib::Response done_response() {
+    httplib::Response res;
+    res.version = "HTTP/1.1";
+    res.status = 200;
+    res.set_content("done", "text/plain");
+    return res;
+  }
+
+  std::unique_ptr<StreamServer> server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<std::shared_ptr<DeferredAnswer>> owed_;
+};
+
+TEST_F(DeferredAnswerTest, AnAnswerSentFromAnotherThreadIsWhatTheDirectPathWouldHaveWritten) {
+  start();
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  send_text(sock, request("/done"));  // answered at once by the direct path, body "done"
+  const std::string direct = read_until(sock, "done", 1, 2s);
+  ASSERT_NE(direct.find("done"), std::string::npos) << direct;
+
+  send_text(sock, request("/later"));
+  ASSERT_TRUE(wait_for_owed(1));
+  EXPECT_EQ(read_until(sock, "HTTP/1.1", 1, 100ms), "") << "answered before the answer was sent";
+  bool sent = false;
+  std::thread([&] { sent = take(0)->send(done_response()); }).join();
+  EXPECT_TRUE(sent);
+  EXPECT_EQ(read_until(sock, "done", 1, 2s), direct);
+  EXPECT_FALSE(take(0)->send(done_response())) << "a second answer to one request went out";
+  ::close(sock);
+}
+
+TEST_F(DeferredAnswerTest, RequestsWaitingForTheirAnswersHoldNoThread) {
+  constexpr int kWaiting = 12;
+  start({}, 2);  // two threads for twelve waiting requests
+  std::vector<int> socks;
+  for (int i = 0; i < kWaiting; ++i) {
+    socks.push_back(connect_to(port_));
+    ASSERT_GE(socks.back(), 0);
+    send_text(socks.back(), request("/later"));
+  }
+  ASSERT_TRUE(wait_for_owed(kWaiting))
+      << "only " << owed() << " of " << kWaiting << " requests reached the handler";
+  // A new connection is still served at once.
+  const int fresh = connect_to(port_);
+  ASSERT_GE(fresh, 0);
+  send_text(fresh, request("/now"));
+  EXPECT_NE(read_until(fresh, "now", 1, 2s).find("now"), std::string::npos);
+  ::close(fresh);
+  // Each waiting request gets its own answer, in any order of sending.
+  for (int i = kWaiting - 1; i >= 0; --i)
+    ASSERT_TRUE(take(static_cast<size_t>(i))->send(done_response()));
+  for (int sock : socks) {
+    const std::string answer = read_until(sock, "done", 1, 2s);
+    EXPECT_NE(answer.find("HTTP/1.1 200 OK"), std::string::npos) << answer;
+    EXPECT_NE(answer.find("done"), std::string::npos) << answer;
+    ::close(sock);
+  }
+}
+
+TEST_F(DeferredAnswerTest, APipelinedRequestIsAnsweredAfterTheAnswerOwedBeforeIt) {
+  start();
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  send_text(sock, request("/later") + request("/now"));  // both in one segment
+  ASSERT_TRUE(wait_for_owed(1));
+  EXPECT_EQ(read_until(sock, "HTTP/1.1", 1, 300ms), "")
+      << "the second request was answered before the first";
+  ASSERT_TRUE(take(0)->send(done_response()));
+  const std::string answers = read_until(sock, "HTTP/1.1", 2, 2s);
+  const size_t first = answers.find("done");
+  const size_t second = answers.find("now");
+  ASSERT_NE(first, std::string::npos) << answers;
+  ASSERT_NE(second, std::string::npos) << answers;
+  EXPECT_LT(first, second) << answers;
+  ::close(sock);
+}
+
+TEST_F(DeferredAnswerTest, AConnectionOwingAnAnswerIsNotClosedAsIdle) {
+  StreamServerOptions options;
+  options.keep_alive_idle = 200ms;
+  options.idle_thread_linger = 50ms;
+  start(options);
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  send_text(sock, request("/later"));
+  ASSERT_TRUE(wait_for_owed(1));
+  bool closed = false;
+  EXPECT_EQ(read_until(sock, "HTTP/1.1", 1, 800ms, &closed), "");  // four idle timeouts
+  ASSERT_FALSE(closed) << "a connection owing an answer was closed as idle";
+  ASSERT_TRUE(take(0)->send(done_response()));
+  EXPECT_NE(read_until(sock, "done", 1, 2s).find("done"), std::string::npos);
+  // Answered, it is idle again, and closed after the idle timeout.
+  read_until(sock, "never", 1, 2s, &closed);
+  EXPECT_TRUE(closed) << "the answered connection was never closed as idle";
+  ::close(sock);
+}
+
+TEST_F(DeferredAnswerTest, AnAnswerGivenUpUnsentEndsTheConnection) {
+  start();
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  send_text(sock, request("/later"));
+  ASSERT_TRUE(wait_for_owed(1));
+  {
+    std::lock_guard lock(mutex_);
+    owed_.clear();  // the last reference: destroyed unsent
+  }
+  bool closed = false;
+  EXPECT_EQ(read_until(sock, "HTTP/1.1", 1, 2s, &closed), "");
+  EXPECT_TRUE(closed) << "the client was left waiting for an answer nobody will send";
+  ::close(sock);
+}
+
+TEST_F(DeferredAnswerTest, AnAnswerForAConnectionTheClientClosedGoesNowhere) {
+  start();
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  send_text(sock, request("/later"));
+  ASSERT_TRUE(wait_for_owed(1));
+  ::close(sock);
+  const auto deadline = Clock::now() + 5s;
+  while (server_->connection_stats().open > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_EQ(server_->connection_stats().open, 0u) << "the server kept the closed connection";
+  // A new connection may have the old descriptor number: it must not get the old answer.
+  const int next = connect_to(port_);
+  ASSERT_GE(next, 0);
+  send_text(next, request("/now"));
+  ASSERT_NE(read_until(next, "now", 1, 2s).find("now"), std::string::npos);
+  EXPECT_FALSE(take(0)->send(done_response()));
+  EXPECT_EQ(read_until(next, "done", 1, 300ms).find("done"), std::string::npos);
+  ::close(next);
+}
+
+TEST_F(DeferredAnswerTest, ARequestThatClosesItsConnectionIsNotDeferred) {
+  start();
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  send_text(sock, request("/later", "Connection: close\r\n"));
+  bool closed = false;
+  const std::string answer = read_until(sock, "not deferred", 1, 2s, &closed);
+  EXPECT_NE(answer.find("not deferred"), std::string::npos) << answer;
+  EXPECT_EQ(owed(), 0u);
+  ::close(sock);
+}
+
+}  // namespace
+}  // namespace raftlock::raft::transport
