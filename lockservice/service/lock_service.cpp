@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <list>
 
 #include "common/thread_name.h"
 #include "metrics/metrics.h"
@@ -12,8 +13,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr auto kRequestTimeout = 5s;   // a non-waiting write that is not committed by then fails
-constexpr auto kRetryBackoff = 25ms;   // pause between retries while there is no leader
+constexpr auto kRequestTimeout = 5s;  // a non-waiting write that is not committed by then fails
+constexpr auto kRetryBackoff = 25ms;  // pause between retries while there is no leader
+const char* const kShuttingDown = "The node is shutting down.";
+const char* const kUnansweredInTime =
+    "The request was not answered in time; it may or may not have taken effect (retrying with "
+    "the same arguments is safe).";
 constexpr auto kTimerInterval = 10ms;  // leader's lease/lock-delay timer resolution
 
 // The watch of one lease's parked acquire of one lock.
@@ -40,6 +45,24 @@ int64_t remaining_ms(Clock::time_point deadline, Clock::time_point now) {
 
 }  // namespace
 
+struct LockService::AsyncProposal {
+  std::string command;
+  raft::Urgency urgency = raft::Urgency::kNow;
+  Clock::time_point deadline;
+  std::function<void(Result<CommandResult>)> then;  // called once (LockService::settle)
+  std::atomic<bool> settled{false};
+  std::list<std::shared_ptr<AsyncProposal>>::iterator listed;  // in in_flight_ (async_mu_)
+};
+
+struct LockService::AsyncWaiter {
+  std::shared_ptr<Watch> watch;
+  std::string name;
+  LeaseId lease_id = 0;
+  raft::Index queued_revision = 0;
+  CommandCallback finish;
+  TimerKey wait_timer{};  // its wait's end (cancelled when answered)
+};
+
 LockService::LockService(metrics::Metrics* metrics)
     : metrics_(metrics), lease_id_rng_(std::random_device{}()) {}
 
@@ -57,13 +80,26 @@ void LockService::attach(raft::Node& node) {
 }
 
 void LockService::shutdown() {
+  std::vector<std::shared_ptr<AsyncWaiter>> waiting;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
-    for (auto& [key, watch] : watches_) watch->cv.notify_all();
+    for (auto& [key, watch] : watches_) {
+      watch->cv.notify_all();
+      for (auto& waiter : watch->async) waiting.push_back(std::move(waiter));
+      watch->async.clear();
+    }
   }
   timer_cv_.notify_all();
   if (timer_.joinable()) timer_.join();
+  for (const auto& waiter : waiting) {
+    detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+    waiter->finish(make_error(ErrorCode::kUnavailable, kShuttingDown));
+  }
+  // Retries and deadlines not run yet: their requests are answered by the node's stop (a
+  // proposal in flight fails) or, when nothing is in flight, lose their connection.
+  std::lock_guard lock(async_mu_);
+  async_timers_.clear();
 }
 
 bool LockService::running() const {
@@ -91,6 +127,7 @@ std::any LockService::apply(raft::Index index, std::string_view command) {
   // Woken after mu_ is released: a waiter woken while it is held would block on it at once, and
   // wait for a second wake-up (the state it checks was changed under mu_, so none is missed).
   for (const auto& watch : wake) watch->cv.notify_all();
+  if (!wake.empty()) answer_async_waiters(wake);
   return out;
 }
 
@@ -100,6 +137,24 @@ std::string LockService::snapshot() const {
 }
 
 Status LockService::restore(std::string_view data) {
+  Status restored = restore_state(data);
+  if (!restored) return restored;
+  // Thread-less waiters too: a snapshot may have granted or ended their waits.
+  std::vector<std::shared_ptr<Watch>> waited_on;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, watch] : watches_) {
+      if (!watch->async.empty()) waited_on.push_back(watch);
+    }
+  }
+  if (!waited_on.empty()) {
+    answer_async_waiters(waited_on);
+    applied();
+  }
+  return restored;
+}
+
+Status LockService::restore_state(std::string_view data) {
   std::lock_guard lock(mu_);
   auto restored = machine_.restore(data);
   if (!restored) return restored;
@@ -230,6 +285,10 @@ void LockService::timer_loop() {
   while (!stopping_) {
     timer_cv_.wait_for(lock, kTimerInterval);
     if (stopping_) break;
+    lock.unlock();
+    run_due_timers(Clock::now());  // retries and deadlines of requests answered later
+    lock.lock();
+    if (stopping_) break;
     const auto now = Clock::now();
     if (now >= next_gauges) {
       update_gauges();
@@ -313,12 +372,10 @@ Result<CommandResult> LockService::propose(const Command& command, Clock::time_p
   if (node_ == nullptr) return make_error(ErrorCode::kUnavailable, "The service is not attached.");
   const std::string encoded = encode_command(command);
   while (true) {
-    if (!running()) return make_error(ErrorCode::kUnavailable, "The node is shutting down.");
+    if (!running()) return make_error(ErrorCode::kUnavailable, kShuttingDown);
     auto future = node_->propose(encoded, urgency);
     if (future.wait_until(deadline) != std::future_status::ready) {
-      return make_error(ErrorCode::kTimeout,
-                        "The request was not answered in time; it may or may not have taken effect "
-                        "(retrying with the same arguments is safe).");
+      return make_error(ErrorCode::kTimeout, kUnansweredInTime);
     }
     auto result = future.get();
     if (result) {
@@ -421,9 +478,7 @@ Result<LeaseStatus> LockService::get_lease(LeaseId lease_id) {
   return LeaseStatus{**lease, remaining_ms(lease_deadlines_[lease_id], Clock::now())};
 }
 
-Result<CommandResult> LockService::acquire(const AcquireRequest& request) {
-  const auto started = Clock::now();
-  const auto wait_deadline = started + std::chrono::milliseconds(request.wait_ms);
+Acquire LockService::acquire_command(const AcquireRequest& request) {
   Acquire command;
   command.name = request.name;
   command.lease_id = request.lease_id ? *request.lease_id : pick_lease_id();
@@ -431,17 +486,27 @@ Result<CommandResult> LockService::acquire(const AcquireRequest& request) {
   command.lock_delay_ms = request.lock_delay_ms;
   command.wait = request.wait_ms > 0;
   command.create_lease_ttl_ms = request.create_ttl_ms;
+  return command;
+}
+
+void LockService::count_acquire(const Result<CommandResult>& result, int64_t wait_ms,
+                                Clock::time_point started) {
+  if (!metrics_) return;
+  const char* outcome = !result                                                ? "failed"
+                        : result->outcome == Outcome::kGranted                 ? "granted"
+                        : wait_ms > 0 && result->outcome == Outcome::kLockHeld ? "timed_out"
+                                                                               : "rejected";
+  metrics_->lock_acquisitions.Add({{"outcome", outcome}}).Increment();
+  metrics_->lock_wait_duration.Observe(metrics::Metrics::seconds(Clock::now() - started));
+}
+
+Result<CommandResult> LockService::acquire(const AcquireRequest& request) {
+  const auto started = Clock::now();
+  const auto wait_deadline = started + std::chrono::milliseconds(request.wait_ms);
+  const Acquire command = acquire_command(request);
   auto result = propose_and_wait(true, command, request.name, command.lease_id, command.wait,
                                  wait_deadline, std::max(wait_deadline, started + kRequestTimeout));
-  if (metrics_) {
-    const char* outcome = !result                                ? "failed"
-                          : result->outcome == Outcome::kGranted ? "granted"
-                          : request.wait_ms > 0 && result->outcome == Outcome::kLockHeld
-                              ? "timed_out"
-                              : "rejected";
-    metrics_->lock_acquisitions.Add({{"outcome", outcome}}).Increment();
-    metrics_->lock_wait_duration.Observe(metrics::Metrics::seconds(Clock::now() - started));
-  }
+  count_acquire(result, request.wait_ms, started);
   return result;
 }
 
@@ -508,63 +573,74 @@ Result<CommandResult> LockService::propose_and_wait(bool is_lock, const Command&
   return result;
 }
 
+std::optional<CommandResult> LockService::grant_recorded_for(const Watch& watch, LeaseId lease_id,
+                                                             raft::Index queued_revision) {
+  auto granted = watch.granted.find(lease_id);
+  if (granted == watch.granted.end()) return std::nullopt;
+  const CommandResult& grant = granted->second;
+  const FencingToken token = grant.lock && grant.lock->holder ? grant.lock->holder->fencing_token
+                             : grant.election && grant.election->leader
+                                 ? grant.election->leader->fencing_token
+                                 : 0;
+  if (token <= queued_revision) return std::nullopt;
+  return grant;
+}
+
+std::optional<CommandResult> LockService::parked_answer(bool is_lock, const std::string& name,
+                                                        LeaseId lease_id, Watch& watch,
+                                                        raft::Index queued_revision) {
+  if (auto grant = grant_recorded_for(watch, lease_id, queued_revision)) {
+    return grant;  // granted at an apply, whatever happened to the lease since
+  }
+  CommandResult now_state;
+  bool holds = false;
+  bool queued = false;
+  if (is_lock) {
+    now_state.lock = machine_.get_lock(name);
+    holds = now_state.lock->holder && now_state.lock->holder->lease_id == lease_id;
+    queued = contains(machine_.lock_waiters(name), lease_id);
+  } else {
+    now_state.election = machine_.get_election(name);
+    holds = now_state.election->leader && now_state.election->leader->lease_id == lease_id;
+    queued = contains(machine_.election_candidates(name), lease_id);
+  }
+  now_state.lease = machine_.get_lease(lease_id);
+  if (holds) {
+    now_state.outcome = Outcome::kGranted;
+    return now_state;
+  }
+  if (!queued) {
+    // No longer waiting and not granted: the lease ended (or was revoked) while queued.
+    now_state.outcome = now_state.lease ? (is_lock ? Outcome::kLockHeld : Outcome::kNotLeader)
+                                        : Outcome::kLeaseNotFound;
+    now_state.message = now_state.lease
+                            ? "The wait ended without a grant."
+                            : "Lease " + std::to_string(lease_id) + " ended while waiting.";
+    return now_state;
+  }
+  return std::nullopt;
+}
+
 Result<CommandResult> LockService::park(bool is_lock, const std::string& name, LeaseId lease_id,
                                         const std::shared_ptr<Watch>& keep,
                                         raft::Index queued_revision,
                                         Clock::time_point wait_deadline) {
   // The grant recorded for this request, if any (see propose_and_wait).
   auto recorded_grant = [&]() -> std::optional<CommandResult> {
-    auto granted = keep->granted.find(lease_id);
-    if (granted == keep->granted.end()) return std::nullopt;
-    const CommandResult& grant = granted->second;
-    const FencingToken token = grant.lock && grant.lock->holder ? grant.lock->holder->fencing_token
-                               : grant.election && grant.election->leader
-                                   ? grant.election->leader->fencing_token
-                                   : 0;
-    if (token <= queued_revision) return std::nullopt;
-    return grant;
+    return grant_recorded_for(*keep, lease_id, queued_revision);
   };
   {
     std::unique_lock lock(mu_);
     std::optional<CommandResult> answer;
     while (!answer) {
       if (stopping_) break;
-      if (auto grant = recorded_grant()) {
-        answer = std::move(grant);  // granted at an apply, whatever happened to the lease since
-        break;
-      }
-      CommandResult now_state;
-      bool holds = false;
-      bool queued = false;
-      if (is_lock) {
-        now_state.lock = machine_.get_lock(name);
-        holds = now_state.lock->holder && now_state.lock->holder->lease_id == lease_id;
-        queued = contains(machine_.lock_waiters(name), lease_id);
-      } else {
-        now_state.election = machine_.get_election(name);
-        holds = now_state.election->leader && now_state.election->leader->lease_id == lease_id;
-        queued = contains(machine_.election_candidates(name), lease_id);
-      }
-      now_state.lease = machine_.get_lease(lease_id);
-      if (holds) {
-        now_state.outcome = Outcome::kGranted;
-        answer = std::move(now_state);
-      } else if (!queued) {
-        // No longer waiting and not granted: the lease ended (or was revoked) while queued.
-        now_state.outcome = now_state.lease ? (is_lock ? Outcome::kLockHeld : Outcome::kNotLeader)
-                                            : Outcome::kLeaseNotFound;
-        now_state.message = now_state.lease
-                                ? "The wait ended without a grant."
-                                : "Lease " + std::to_string(lease_id) + " ended while waiting.";
-        answer = std::move(now_state);
-      } else if (Clock::now() >= wait_deadline) {
-        break;
-      } else {
-        keep->cv.wait_until(lock, wait_deadline);
-      }
+      answer = parked_answer(is_lock, name, lease_id, *keep, queued_revision);
+      if (answer) break;
+      if (Clock::now() >= wait_deadline) break;
+      keep->cv.wait_until(lock, wait_deadline);
     }
     if (answer) return *answer;
-    if (stopping_) return make_error(ErrorCode::kUnavailable, "The node is shutting down.");
+    if (stopping_) return make_error(ErrorCode::kUnavailable, kShuttingDown);
   }
   // The wait is over: leave the queue through the log. If the grant won the race, the log says so.
   auto cancelled = is_lock
@@ -574,6 +650,213 @@ Result<CommandResult> LockService::park(bool is_lock, const std::string& name, L
   std::lock_guard lock(mu_);
   if (auto grant = recorded_grant()) return *grant;
   return cancelled;
+}
+
+namespace {
+Result<CommandResult> command_result_of(Result<std::any> result) {
+  if (!result) return result.error();
+  auto* command_result = std::any_cast<CommandResult>(&result.value());
+  if (command_result == nullptr) {
+    return make_error(ErrorCode::kInternal, "The state machine gave no result.");
+  }
+  return std::move(*command_result);
+}
+}  // namespace
+
+// --- Requests answered later (acquire_async, release_async) -----------------------------------
+// The same steps as the blocking forms, with no thread waiting: a proposal's outcome arrives as
+// a callback on the Raft loop, a retry or a deadline is a timer run by the timer thread, and a
+// queued acquire is a record on its watch, answered by the apply that ends its wait.
+
+LockService::TimerKey LockService::at(Clock::time_point when, std::function<void()> task) {
+  std::lock_guard lock(async_mu_);
+  const TimerKey key{when, next_timer_++};
+  async_timers_.emplace(key, std::move(task));
+  return key;
+}
+
+void LockService::cancel(const TimerKey& key) {
+  std::lock_guard lock(async_mu_);
+  async_timers_.erase(key);
+}
+
+void LockService::run_due_timers(Clock::time_point now) {
+  std::vector<std::function<void()>> due;
+  std::vector<std::shared_ptr<AsyncProposal>> overdue;
+  {
+    std::lock_guard lock(async_mu_);
+    while (!async_timers_.empty() && async_timers_.begin()->first.first <= now) {
+      due.push_back(std::move(async_timers_.begin()->second));
+      async_timers_.erase(async_timers_.begin());
+    }
+    // In flight past their deadline (few are in flight: each leaves at its answer).
+    for (const auto& proposal : in_flight_) {
+      if (proposal->deadline <= now) overdue.push_back(proposal);
+    }
+  }
+  for (auto& task : due) task();
+  for (const auto& proposal : overdue) {
+    settle(proposal, make_error(ErrorCode::kTimeout, kUnansweredInTime));
+  }
+}
+
+void LockService::settle(const std::shared_ptr<AsyncProposal>& proposal,
+                         Result<CommandResult> result) {
+  if (proposal->settled.exchange(true)) return;
+  {
+    std::lock_guard lock(async_mu_);
+    in_flight_.erase(proposal->listed);
+  }
+  auto callback = std::move(proposal->then);
+  proposal->then = nullptr;
+  callback(std::move(result));
+}
+
+void LockService::propose_async(const std::shared_ptr<AsyncProposal>& proposal) {
+  {
+    std::lock_guard lock(async_mu_);
+    proposal->listed = in_flight_.insert(in_flight_.end(), proposal);
+  }
+  attempt(proposal);
+}
+
+void LockService::attempt(const std::shared_ptr<AsyncProposal>& proposal) {
+  if (proposal->settled) return;
+  if (!running()) return settle(proposal, make_error(ErrorCode::kUnavailable, kShuttingDown));
+  node_->propose_async(
+      proposal->command, proposal->urgency, [this, proposal](Result<std::any> proposed) {
+        auto result = command_result_of(std::move(proposed));
+        if (!result && retryable(result.error().code) &&
+            Clock::now() + kRetryBackoff < proposal->deadline) {
+          at(Clock::now() + kRetryBackoff, [this, proposal] { attempt(proposal); });
+          return;
+        }
+        settle(proposal, std::move(result));
+      });
+}
+
+void LockService::release_async(const std::string& name, LeaseId lease_id, FencingToken token,
+                                CommandCallback done) {
+  if (node_ == nullptr) {
+    return done(make_error(ErrorCode::kUnavailable, "The service is not attached."));
+  }
+  auto proposal = std::make_shared<AsyncProposal>();
+  proposal->command = encode_command(Release{name, lease_id, token});
+  proposal->deadline = Clock::now() + kRequestTimeout;
+  proposal->then = std::move(done);
+  propose_async(proposal);
+}
+
+void LockService::acquire_async(const AcquireRequest& request, CommandCallback done) {
+  if (node_ == nullptr) {
+    return done(make_error(ErrorCode::kUnavailable, "The service is not attached."));
+  }
+  const auto started = Clock::now();
+  const auto wait_deadline = started + std::chrono::milliseconds(request.wait_ms);
+  const Acquire command = acquire_command(request);
+  CommandCallback finish = [this, started, wait_ms = request.wait_ms,
+                            done = std::move(done)](Result<CommandResult> result) {
+    count_acquire(result, wait_ms, started);
+    done(std::move(result));
+  };
+  auto proposal = std::make_shared<AsyncProposal>();
+  proposal->command = encode_command(command);
+  proposal->deadline = std::max(wait_deadline, started + kRequestTimeout);
+  if (!command.wait) {
+    proposal->then = std::move(finish);
+    return propose_async(proposal);
+  }
+  auto waiter = std::make_shared<AsyncWaiter>();
+  waiter->name = request.name;
+  waiter->lease_id = command.lease_id;
+  waiter->watch = attach_watch(true, waiter->name, waiter->lease_id);
+  waiter->finish = std::move(finish);
+  proposal->urgency = held_by_another(true, waiter->name, waiter->lease_id)
+                          ? raft::Urgency::kMayWait
+                          : raft::Urgency::kNow;
+  proposal->then = [this, waiter, wait_deadline](Result<CommandResult> result) {
+    if (!result || result->outcome != Outcome::kQueued) {
+      detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+      return waiter->finish(std::move(result));
+    }
+    // As in propose_and_wait: only a grant after the queueing entry answers this request.
+    waiter->queued_revision = result->lock ? result->lock->revision : 0;
+    std::optional<Result<CommandResult>> answer;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) {
+        answer = make_error(ErrorCode::kUnavailable, kShuttingDown);
+      } else if (auto now = parked_answer(true, waiter->name, waiter->lease_id, *waiter->watch,
+                                          waiter->queued_revision)) {
+        answer = std::move(*now);
+      } else {
+        waiter->wait_timer = at(wait_deadline, [this, waiter] { end_async_wait(waiter); });
+        waiter->watch->async.push_back(waiter);
+      }
+    }
+    if (answer) {
+      detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+      return waiter->finish(std::move(*answer));
+    }
+  };
+  propose_async(proposal);
+}
+
+void LockService::end_async_wait(const std::shared_ptr<AsyncWaiter>& waiter) {
+  {
+    std::lock_guard lock(mu_);
+    auto& waiting = waiter->watch->async;
+    const auto it = std::find(waiting.begin(), waiting.end(), waiter);
+    if (it == waiting.end()) return;  // answered meanwhile
+    waiting.erase(it);
+  }
+  // The wait is over: leave the queue through the log. If the grant won the race, the log says so.
+  auto cancel = std::make_shared<AsyncProposal>();
+  cancel->command = encode_command(CancelWait{waiter->name, waiter->lease_id});
+  cancel->deadline = Clock::now() + kRequestTimeout;
+  cancel->then = [this, waiter](Result<CommandResult> cancelled) {
+    std::optional<CommandResult> grant;
+    {
+      std::lock_guard lock(mu_);
+      grant = grant_recorded_for(*waiter->watch, waiter->lease_id, waiter->queued_revision);
+    }
+    detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+    waiter->finish(grant ? Result<CommandResult>(std::move(*grant)) : std::move(cancelled));
+  };
+  propose_async(cancel);
+}
+
+void LockService::answer_async_waiters(const std::vector<std::shared_ptr<Watch>>& watches) {
+  std::vector<std::pair<std::shared_ptr<AsyncWaiter>, CommandResult>> answered;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& watch : watches) {
+      auto& waiting = watch->async;
+      for (size_t i = 0; i < waiting.size();) {
+        auto answer = parked_answer(true, waiting[i]->name, waiting[i]->lease_id, *watch,
+                                    waiting[i]->queued_revision);
+        if (!answer) {
+          ++i;
+          continue;
+        }
+        answered.emplace_back(std::move(waiting[i]), std::move(*answer));
+        waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+    }
+  }
+  for (auto& [waiter, answer] : answered) {
+    cancel(waiter->wait_timer);
+    detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+    // Given out once the node has published the round that decided it (see applied()).
+    after_apply_.push_back(
+        [waiter, answer = std::move(answer)]() mutable { waiter->finish(std::move(answer)); });
+  }
+}
+
+void LockService::applied() {
+  std::vector<std::function<void()>> answers;
+  answers.swap(after_apply_);
+  for (auto& answer : answers) answer();
 }
 
 Result<CommandResult> LockService::release(const std::string& name, LeaseId lease_id,
@@ -641,7 +924,7 @@ Result<ElectionView> LockService::observe(const std::string& name, raft::Index a
   }
   if (--keep->waiters == 0) watches_.erase(key);
   if (stopping_ && view.revision <= after_revision) {
-    return make_error(ErrorCode::kUnavailable, "The node is shutting down.");
+    return make_error(ErrorCode::kUnavailable, kShuttingDown);
   }
   return view;
 }

@@ -4,9 +4,12 @@
 #pragma once
 
 #include <any>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <future>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,6 +68,8 @@ class LockService final : public raft::StateMachine {
   // raft::StateMachine, called on the node's loop thread.
   std::any apply(raft::Index index, std::string_view command) override;
   std::string snapshot() const override;
+  // Answers the thread-less waiters the round's applies ended (after the node published it).
+  void applied() override;
   Status restore(std::string_view data) override;
 
   bool is_leader() const;
@@ -81,6 +86,14 @@ class LockService final : public raft::StateMachine {
   Result<CommandResult> release(const std::string& name, LeaseId lease_id, FencingToken token);
   Result<LockView> get_lock(const std::string& name, bool linearizable);
   Result<std::vector<LockView>> list_locks(const std::string& prefix, bool linearizable);
+
+  // Asynchronous forms for the client port: `done` runs once, on the Raft loop (it must not
+  // block). A waiting acquire holds no thread while it waits: the apply that ends its wait
+  // answers it.
+  using CommandCallback = std::function<void(Result<CommandResult>)>;
+  void acquire_async(const AcquireRequest& request, CommandCallback done);
+  void release_async(const std::string& name, LeaseId lease_id, FencingToken token,
+                     CommandCallback done);
 
   Result<CommandResult> campaign(const CampaignRequest& request);
   Result<CommandResult> proclaim(const std::string& name, LeaseId lease_id, FencingToken token,
@@ -115,6 +128,7 @@ class LockService final : public raft::StateMachine {
   Result<std::optional<LeaseView>> settled_lease(LeaseId lease_id,
                                                  std::unique_lock<std::mutex>& lock);
   struct Watch;
+  struct AsyncWaiter;
   // A waiting acquire/campaign registers its watch BEFORE proposing, so a grant applied at any
   // moment after that is recorded for it (see Watch::granted) and detaches it when answered.
   std::shared_ptr<Watch> attach_watch(bool is_lock, const std::string& name, LeaseId lease_id);
@@ -129,6 +143,7 @@ class LockService final : public raft::StateMachine {
                                          const std::string& name, LeaseId lease_id, bool wait,
                                          Clock::time_point wait_deadline,
                                          Clock::time_point propose_deadline);
+  Status restore_state(std::string_view data);
   void on_soft_state(const raft::SoftState& state);
   void handle_events(const CommandResult& result);
   void timer_loop();
@@ -145,7 +160,38 @@ class LockService final : public raft::StateMachine {
     // Grants applied while a request waited, by lease: the answer it must give even if the
     // lease ended right after (a parked request can wake only after both were applied).
     std::map<LeaseId, CommandResult> granted;
+    // Waiting acquires with no thread (acquire_async): answered by the apply that ends the wait.
+    std::vector<std::shared_ptr<AsyncWaiter>> async;
   };
+  static std::optional<CommandResult> grant_recorded_for(const Watch& watch, LeaseId lease_id,
+                                                         raft::Index queued_revision);
+  // Under mu_: the answer of a request parked on `watch`, if its wait is over (granted, or no
+  // longer queued); nullopt while it still waits.
+  std::optional<CommandResult> parked_answer(bool is_lock, const std::string& name,
+                                             LeaseId lease_id, Watch& watch,
+                                             raft::Index queued_revision);
+  // Answers the thread-less waiters of `watches` whose wait is over (loop thread, mu_ not held):
+  // queued for applied().
+  void answer_async_waiters(const std::vector<std::shared_ptr<Watch>>& watches);
+  Acquire acquire_command(const AcquireRequest& request);
+  void count_acquire(const Result<CommandResult>& result, int64_t wait_ms,
+                     Clock::time_point started);
+  // Requests answered later (see lock_service.cpp).
+  struct AsyncProposal;
+  // Proposes with the blocking propose()'s rules: retryable errors are retried after a pause
+  // until the deadline, which answers kTimeout.
+  void propose_async(const std::shared_ptr<AsyncProposal>& proposal);
+  void attempt(const std::shared_ptr<AsyncProposal>& proposal);
+  // A thread-less waiter's wait ended unanswered: it leaves the queue through the log.
+  void end_async_wait(const std::shared_ptr<AsyncWaiter>& waiter);
+  // Answers `proposal` once (later calls do nothing), taking it out of in_flight_.
+  void settle(const std::shared_ptr<AsyncProposal>& proposal, Result<CommandResult> result);
+  // Timers for requests answered later (retries, wait ends), run by the timer thread, which also
+  // fails proposals in flight past their deadline.
+  using TimerKey = std::pair<Clock::time_point, uint64_t>;
+  TimerKey at(Clock::time_point when, std::function<void()> task);
+  void cancel(const TimerKey& key);
+  void run_due_timers(Clock::time_point now);
   std::map<std::string, std::shared_ptr<Watch>> watches_;
   // The watches one apply() has to wake (each once), woken after it releases mu_.
   std::vector<std::shared_ptr<Watch>> to_wake_;
@@ -164,6 +210,13 @@ class LockService final : public raft::StateMachine {
   std::set<LeaseId> expiry_proposed_;
   std::map<std::string, std::pair<Clock::time_point, raft::Index>> lock_delay_ends_;
   std::set<std::string> delay_end_proposed_;
+
+  // Answers decided by this round's applies, given out by applied() (loop thread only).
+  std::vector<std::function<void()>> after_apply_;
+  std::mutex async_mu_;  // guards async_timers_, next_timer_, in_flight_
+  std::map<TimerKey, std::function<void()>> async_timers_;
+  uint64_t next_timer_ = 0;
+  std::list<std::shared_ptr<AsyncProposal>> in_flight_;
 
   std::mt19937_64 lease_id_rng_;
   std::thread timer_;

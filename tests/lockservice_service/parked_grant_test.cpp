@@ -8,50 +8,12 @@
 #include <thread>
 
 #include "lockservice/commands.h"
-#include "lockservice/service/lock_service.h"
-#include "raft/runtime/node.h"
-#include "storage/memory_log_store.h"
+#include "tests/lockservice_service/single_node_service.h"
 
 namespace raftlock::lockservice {
 namespace {
 
 using namespace std::chrono_literals;
-
-class SingleNodeService : public ::testing::Test {
- protected:
-  virtual std::chrono::microseconds may_wait_limit() const {
-    return raft::NodeOptions{}.may_wait_limit;
-  }
-  void SetUp() override {
-    raft::Configuration config;
-    config.members.push_back(raft::Member{1, true, "n1"});
-    store_ = std::make_unique<storage::MemoryLogStore>(config);
-    raft::NodeOptions options;
-    options.core.id = 1;
-    options.core.heartbeat_ticks = 1;
-    options.core.election_ticks = 3;
-    options.tick_interval = 10ms;
-    options.may_wait_limit = may_wait_limit();
-    node_ =
-        std::make_unique<raft::Node>(options, *store_, service_, [](std::vector<raft::Message>) {});
-    service_.attach(*node_);
-    ASSERT_TRUE(node_->start().ok());
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (node_->status().core.role != raft::Role::kLeader &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(5ms);
-    }
-    ASSERT_EQ(node_->status().core.role, raft::Role::kLeader);
-  }
-  void TearDown() override {
-    service_.shutdown();
-    if (node_) node_->stop();
-  }
-
-  LockService service_;
-  std::unique_ptr<storage::MemoryLogStore> store_;
-  std::unique_ptr<raft::Node> node_;
-};
 
 TEST_F(SingleNodeService, AParkedAcquireGrantedJustBeforeItsLeaseEndsAnswersTheGrant) {
   for (int round = 0; round < 100; ++round) {
