@@ -120,6 +120,9 @@ std::optional<bool> linearizable(const httplib::Request& request, httplib::Respo
   return std::nullopt;
 }
 
+// A handler that will answer later (StreamServer::defer_answer) marks its response with this.
+constexpr int kDeferred = -2;
+
 // Maps an infrastructure error (no leader, timeout, shutting down) to the contract.
 void write_failure(httplib::Response& response, const Error& error) {
   write_status_error(response, error);
@@ -468,9 +471,31 @@ bool ApiServer::forwarded(const httplib::Request& request) const {
   return request.has_header(kForwardedHeader);
 }
 
+lockservice::LockService::CommandCallback ApiServer::answer_later(
+    const httplib::Request& request, std::shared_ptr<raft::transport::DeferredAnswer> deferred,
+    std::function<void(const Result<lockservice::CommandResult>&, httplib::Response&)> answer) {
+  // Runs on the Raft loop or the lock service's timer thread, possibly after stop(): it holds no
+  // pointer to this object. (`deferred` refers to the StreamServer, which lives as long as this
+  // object; raftlockd stops the node, the last source of answers, before destroying it.)
+  return [deferred = std::move(deferred), answer = std::move(answer), metrics = &metrics_,
+          node = node_.id(), route = router_.route_of(request.path), method = request.method,
+          path = request.path, started = Clock::now()](Result<lockservice::CommandResult> result) {
+    httplib::Response response;
+    response.version = "HTTP/1.1";
+    answer(result, response);
+    if (response.status >= 500 && response.status != 503) {
+      spdlog::error("node {}: internal error answering {} {}: {} {}", node, method, path,
+                    response.status, response.body.substr(0, 200));
+    }
+    metrics->observe_request(route, method, response.status, Clock::now() - started);
+    deferred->send(std::move(response));
+  };
+}
+
 void ApiServer::handle(const httplib::Request& request, httplib::Response& response) {
   const auto started = Clock::now();
   const auto outcome = router_.dispatch(request, response);
+  if (response.status == kDeferred) return;  // answered (and observed) later
   if (outcome == Router::Outcome::kNoPath) {
     write_error(response, 404, "not_found", "No such path: " + request.path);
   } else if (outcome == Router::Outcome::kWrongMethod) {
@@ -682,18 +707,26 @@ void ApiServer::acquire(const httplib::Request& request, httplib::Response& resp
   lease.fill(acquire);
   acquire.owner = owner.value_or("");
   acquire.lock_delay_ms = lock_delay_ms.value_or(0);
-  auto result = service_.acquire(acquire);
-  if (!result) return write_failure(response, result.error());
-  if (result->outcome != Outcome::kGranted || !result->lock || !result->lock->holder) {
-    return write_outcome_error(response, *result, created_lease_field(lease.ttl_ms, *result));
+  const auto answer = [name, ttl_ms = lease.ttl_ms](const Result<CommandResult>& result,
+                                                    httplib::Response& response) {
+    if (!result) return write_failure(response, result.error());
+    if (result->outcome != Outcome::kGranted || !result->lock || !result->lock->holder) {
+      return write_outcome_error(response, *result, created_lease_field(ttl_ms, *result));
+    }
+    const auto& holder = *result->lock->holder;
+    Json out = {{"name", name},
+                {"fencing_token", holder.fencing_token},
+                {"lease_id", holder.lease_id},
+                {"owner", holder.owner}};
+    if (ttl_ms) out["ttl_ms"] = *ttl_ms;
+    write_json(response, 200, out);
+  };
+  if (auto deferred = raft::transport::StreamServer::defer_answer()) {
+    response.status = kDeferred;
+    service_.acquire_async(acquire, answer_later(request, std::move(deferred), answer));
+    return;
   }
-  const auto& holder = *result->lock->holder;
-  Json out = {{"name", name},
-              {"fencing_token", holder.fencing_token},
-              {"lease_id", holder.lease_id},
-              {"owner", holder.owner}};
-  if (lease.ttl_ms) out["ttl_ms"] = *lease.ttl_ms;
-  write_json(response, 200, out);
+  answer(service_.acquire(acquire), response);
 }
 
 void ApiServer::release(const httplib::Request& request, httplib::Response& response,
@@ -703,10 +736,18 @@ void ApiServer::release(const httplib::Request& request, httplib::Response& resp
   if (!body) return;
   auto holder = read_holder_proof(*body, response);
   if (!holder) return;
-  auto result = service_.release(name, holder->lease_id, holder->fencing_token);
-  if (!result) return write_failure(response, result.error());
-  if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
-  write_json(response, 200, {{"released", true}});
+  const auto answer = [](const Result<CommandResult>& result, httplib::Response& response) {
+    if (!result) return write_failure(response, result.error());
+    if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
+    write_json(response, 200, {{"released", true}});
+  };
+  if (auto deferred = raft::transport::StreamServer::defer_answer()) {
+    response.status = kDeferred;
+    service_.release_async(name, holder->lease_id, holder->fencing_token,
+                           answer_later(request, std::move(deferred), answer));
+    return;
+  }
+  answer(service_.release(name, holder->lease_id, holder->fencing_token), response);
 }
 
 void ApiServer::get_lock(const httplib::Request& request, httplib::Response& response,

@@ -17,13 +17,14 @@
 #include "lockservice/service/lock_service.h"
 #include "metrics/metrics.h"
 #include "raft/runtime/node.h"
+#include "raft/transport/stream_server.h"
 
 namespace raftlock::http {
 
 struct ApiServerOptions {
   std::string host = "127.0.0.1";
   int port = 7070;       // 0 picks a free port (tests)
-  size_t threads = 512;  // a parked acquire/campaign/observe holds a thread
+  size_t threads = 512;  // a waiting campaign or observe holds a thread (an acquire does not)
   size_t max_body_bytes = 64 * 1024;
   std::chrono::milliseconds forward_timeout{10000};
 };
@@ -58,6 +59,12 @@ class ApiServer {
   std::optional<lockservice::LeaseStatus> leader_lease_status(
       const httplib::Request& request, httplib::Response& response, const std::string& id_text,
       Result<lockservice::LeaseStatus> (lockservice::LockService::*read)(lockservice::LeaseId));
+
+  // The callback that answers `request` later through `deferred` (see
+  // StreamServer::defer_answer): `answer` writes the response for the service's result.
+  lockservice::LockService::CommandCallback answer_later(
+      const httplib::Request& request, std::shared_ptr<raft::transport::DeferredAnswer> deferred,
+      std::function<void(const Result<lockservice::CommandResult>&, httplib::Response&)> answer);
 
   // Handlers.
   void status(const httplib::Request&, httplib::Response&);
