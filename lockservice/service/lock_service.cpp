@@ -117,17 +117,19 @@ bool LockService::is_leader() const {
 
 std::any LockService::apply(raft::Index index, std::string_view command) {
   std::vector<std::shared_ptr<Watch>> wake;
+  AsyncAnswers answered;
   std::any out;
   {
     std::lock_guard lock(mu_);
     out = machine_.apply(index, command);
     if (const auto* result = std::any_cast<CommandResult>(&out)) handle_events(*result);
     wake.swap(to_wake_);
+    if (!wake.empty()) answered = take_async_answers_locked(wake);
   }
   // Woken after mu_ is released: a waiter woken while it is held would block on it at once, and
   // wait for a second wake-up (the state it checks was changed under mu_, so none is missed).
   for (const auto& watch : wake) watch->cv.notify_all();
-  if (!wake.empty()) answer_async_waiters(wake);
+  queue_async_answers(std::move(answered));
   return out;
 }
 
@@ -140,15 +142,17 @@ Status LockService::restore(std::string_view data) {
   Status restored = restore_state(data);
   if (!restored) return restored;
   // Thread-less waiters too: a snapshot may have granted or ended their waits.
-  std::vector<std::shared_ptr<Watch>> waited_on;
+  AsyncAnswers answered;
   {
     std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<Watch>> waited_on;
     for (const auto& [key, watch] : watches_) {
       if (!watch->async.empty()) waited_on.push_back(watch);
     }
+    answered = take_async_answers_locked(waited_on);
   }
-  if (!waited_on.empty()) {
-    answer_async_waiters(waited_on);
+  if (!answered.empty()) {
+    queue_async_answers(std::move(answered));
     applied();
   }
   return restored;
@@ -826,37 +830,38 @@ void LockService::end_async_wait(const std::shared_ptr<AsyncWaiter>& waiter) {
   propose_async(cancel);
 }
 
-void LockService::answer_async_waiters(const std::vector<std::shared_ptr<Watch>>& watches) {
-  std::vector<std::pair<std::shared_ptr<AsyncWaiter>, CommandResult>> answered;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& watch : watches) {
-      auto& waiting = watch->async;
-      for (size_t i = 0; i < waiting.size();) {
-        auto answer = parked_answer(true, waiting[i]->name, waiting[i]->lease_id, *watch,
-                                    waiting[i]->queued_revision);
-        if (!answer) {
-          ++i;
-          continue;
-        }
-        answered.emplace_back(std::move(waiting[i]), std::move(*answer));
-        waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
+LockService::AsyncAnswers LockService::take_async_answers_locked(
+    const std::vector<std::shared_ptr<Watch>>& watches) {
+  AsyncAnswers answered;
+  for (const auto& watch : watches) {
+    auto& waiting = watch->async;
+    for (size_t i = 0; i < waiting.size();) {
+      auto answer = parked_answer(true, waiting[i]->name, waiting[i]->lease_id, *watch,
+                                  waiting[i]->queued_revision);
+      if (!answer) {
+        ++i;
+        continue;
       }
+      answered.emplace_back(std::move(waiting[i]), std::move(*answer));
+      waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(i));
     }
   }
+  return answered;
+}
+
+void LockService::queue_async_answers(AsyncAnswers answered) {
   for (auto& [waiter, answer] : answered) {
     cancel(waiter->wait_timer);
     detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
     // Given out once the node has published the round that decided it (see applied()).
-    after_apply_.push_back(
-        [waiter, answer = std::move(answer)]() mutable { waiter->finish(std::move(answer)); });
+    after_apply_.emplace_back(std::move(waiter), std::move(answer));
   }
 }
 
 void LockService::applied() {
-  std::vector<std::function<void()>> answers;
+  AsyncAnswers answers;
   answers.swap(after_apply_);
-  for (auto& answer : answers) answer();
+  for (auto& [waiter, answer] : answers) waiter->finish(std::move(answer));
 }
 
 Result<CommandResult> LockService::release(const std::string& name, LeaseId lease_id,

@@ -170,9 +170,13 @@ class LockService final : public raft::StateMachine {
   std::optional<CommandResult> parked_answer(bool is_lock, const std::string& name,
                                              LeaseId lease_id, Watch& watch,
                                              raft::Index queued_revision);
-  // Answers the thread-less waiters of `watches` whose wait is over (loop thread, mu_ not held):
-  // queued for applied().
-  void answer_async_waiters(const std::vector<std::shared_ptr<Watch>>& watches);
+  // Thread-less waiters whose wait is over, with their answers.
+  using AsyncAnswers = std::vector<std::pair<std::shared_ptr<AsyncWaiter>, CommandResult>>;
+  // Under mu_: takes the thread-less waiters of `watches` whose wait is over out of them.
+  AsyncAnswers take_async_answers_locked(const std::vector<std::shared_ptr<Watch>>& watches);
+  // Loop thread, mu_ not held: their timers cancelled and watches detached, the answers wait
+  // for applied().
+  void queue_async_answers(AsyncAnswers answered);
   Acquire acquire_command(const AcquireRequest& request);
   void count_acquire(const Result<CommandResult>& result, int64_t wait_ms,
                      Clock::time_point started);
@@ -212,7 +216,7 @@ class LockService final : public raft::StateMachine {
   std::set<std::string> delay_end_proposed_;
 
   // Answers decided by this round's applies, given out by applied() (loop thread only).
-  std::vector<std::function<void()>> after_apply_;
+  AsyncAnswers after_apply_;
   std::mutex async_mu_;  // guards async_timers_, next_timer_, in_flight_
   std::map<TimerKey, std::function<void()>> async_timers_;
   uint64_t next_timer_ = 0;
