@@ -17,55 +17,22 @@
 #include <vector>
 
 #include "raft/transport/stream_server.h"
+#include "tests/support/loopback_client.h"
 
 namespace raftlock::raft::transport {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using raftlock::testing::read_until;
 
 int connect_to(int port) {
-  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(sock);
-    return -1;
-  }
-  return sock;
+  return raftlock::testing::connect_loopback(port);
 }
 
 void send_text(int sock, const std::string& text) {
   ASSERT_EQ(::send(sock, text.data(), text.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(text.size()));
-}
-
-// Reads until `marker` has arrived `count` times, the peer closed (`closed` set) or `wait` passed.
-std::string read_until(int sock, const std::string& marker, size_t count,
-                       std::chrono::milliseconds wait, bool* closed = nullptr) {
-  std::string out;
-  auto occurrences = [&] {
-    size_t found = 0;
-    for (size_t at = out.find(marker); at != std::string::npos; at = out.find(marker, at + 1)) {
-      ++found;
-    }
-    return found;
-  };
-  const auto deadline = Clock::now() + wait;
-  while (occurrences() < count && Clock::now() < deadline) {
-    pollfd p{sock, POLLIN, 0};
-    if (::poll(&p, 1, 20) <= 0) continue;
-    char buffer[4096];
-    const ssize_t n = ::recv(sock, buffer, sizeof(buffer), 0);
-    if (n <= 0) {
-      if (closed) *closed = true;
-      break;
-    }
-    out.append(buffer, static_cast<size_t>(n));
-  }
-  return out;
 }
 
 std::string request(const std::string& path, const std::string& extra_headers = "") {

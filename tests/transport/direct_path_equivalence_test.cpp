@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "raft/transport/stream_server.h"
+#include "tests/support/loopback_client.h"
 
 namespace raftlock::raft::transport {
 namespace {
@@ -247,14 +248,9 @@ void receive_some(int sock, Transcript& t, Clock::time_point deadline) {
 
 Transcript converse(int port, const std::vector<Step>& steps, End end) {
   Transcript t;
-  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  const int sock = raftlock::testing::connect_loopback(port);
+  if (sock < 0) {
     ADD_FAILURE() << "connect to port " << port << " failed";
-    ::close(sock);
     return t;
   }
   const int yes = 1;

@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/loopback_client.h"
+
 namespace raftlock::raft::transport {
 namespace {
 
@@ -169,16 +171,7 @@ TEST_F(StreamServerTest, ShuttingDownEndsIdleConnectionsAtOnceButABusyOneStillAn
 
 // A raw client socket connected to the test server.
 int connect_to(int port) {
-  const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(sock);
-    return -1;
-  }
-  return sock;
+  return raftlock::testing::connect_loopback(port);
 }
 
 // "127.0.0.1:PORT" of a connected socket's own end ("" if it cannot be read).
@@ -189,27 +182,7 @@ std::string local_address(int sock) {
   return "127.0.0.1:" + std::to_string(ntohs(mine.sin_port));
 }
 
-// Reads until `count` occurrences of `marker` arrived, the peer closed, or 5 s passed.
-std::string read_until(int sock, const std::string& marker, size_t count) {
-  std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  auto occurrences = [&] {
-    size_t found = 0;
-    for (size_t at = out.find(marker); at != std::string::npos; at = out.find(marker, at + 1)) {
-      ++found;
-    }
-    return found;
-  };
-  while (occurrences() < count && std::chrono::steady_clock::now() < deadline) {
-    pollfd p{sock, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    char buffer[4096];
-    const ssize_t n = ::recv(sock, buffer, sizeof(buffer), 0);
-    if (n <= 0) break;
-    out.append(buffer, static_cast<size_t>(n));
-  }
-  return out;
-}
+using raftlock::testing::read_until;
 
 TEST_F(StreamServerTest, PipelinedRequestsInOneSegmentAreAllAnsweredInOrder) {
   start();
