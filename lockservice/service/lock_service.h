@@ -60,7 +60,8 @@ class LockService final : public raft::StateMachine {
   explicit LockService(metrics::Metrics* metrics = nullptr);
   ~LockService() override;
 
-  // Wires the service to its node (listeners) and starts the leader's timer thread.
+  // Wires the service to its node (listeners) and starts the timer thread (the leader's lease
+  // and lock-delay timers, and the timers of requests answered later).
   void attach(raft::Node& node);
   // Stops the timer and wakes every parked request (they answer 503 unavailable). Idempotent.
   void shutdown();
