@@ -43,8 +43,18 @@ class FloorBench : public ::testing::Test {
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  // Three ports of their own per process, away from the benchmark's (27000-27400).
-  static std::string ports() { return std::to_string(41000 + (::getpid() % 2000) * 3); }
+  // Three consecutive free ports, from 32000-32767: below the kernel's ephemeral range (32768+),
+  // so no test's outgoing connection takes one between this check and floor_bench's bind, and
+  // above the integration clusters' ports (20000-31999) and the benchmark's (27000-27400).
+  static int free_base() {
+    for (int i = 0; i < 255; ++i) {
+      const int base = 32000 + ((::getpid() + i) % 255) * 3;
+      const raftlock::testing::LoopbackSocket a(1, base), b(1, base + 1), c(1, base + 2);
+      if (a.ok() && b.ok() && c.ok()) return base;
+    }
+    return 0;
+  }
+  static std::string ports() { return std::to_string(free_base()); }
   std::filesystem::path dir_;
 };
 
@@ -87,13 +97,15 @@ TEST_F(FloorBench, WithTheDiskItWritesAndLeavesNoFileBehind) {
 
 TEST_F(FloorBench, APortInUseFailsTheRunWithNoResult) {
   // Someone listens on the second follower's port (base + 2): that node cannot start, and the run
-  // must not report a figure measured without it.
-  raftlock::testing::LoopbackSocket taken;
+  // must not report a figure measured without it. The other two ports are free.
+  const int base = free_base();
+  ASSERT_GT(base, 0) << "no three free ports in 32000-32767";
+  raftlock::testing::LoopbackSocket taken(16, base + 2);
   ASSERT_TRUE(taken.ok());
-  ASSERT_GT(taken.port(), 1026);
+  ASSERT_EQ(taken.port(), base + 2);
   const std::string results = (dir_ / "results.jsonl").string();
-  const Outcome run = floor_bench("--duration 0.3 --port-base " + std::to_string(taken.port() - 2) +
-                                  " --dir " + dir_.string() + " --results " + results);
+  const Outcome run = floor_bench("--duration 0.3 --port-base " + std::to_string(base) + " --dir " +
+                                  dir_.string() + " --results " + results);
   taken.close();
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_NE(run.output.find("cannot listen on " + taken.address()), std::string::npos)

@@ -1,4 +1,5 @@
-// LoopbackSocket: a TCP socket listening on 127.0.0.1 at a port the kernel picked. Tests use it
+// LoopbackSocket: a TCP socket listening on 127.0.0.1 at a port the kernel picked (or the one
+// asked for; ok() says whether it could be had). Tests use it
 // as a taken port, as a peer that accepts connections but never answers, or (closed) as an
 // address that refuses connections.
 #pragma once
@@ -14,12 +15,12 @@ namespace raftlock::testing {
 
 class LoopbackSocket {
  public:
-  explicit LoopbackSocket(int backlog = 16) {
+  explicit LoopbackSocket(int backlog = 16, int port = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
     socklen_t length = sizeof(addr);
     ok_ = fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
           ::listen(fd_, backlog) == 0 &&
