@@ -18,6 +18,7 @@
 
 #include "raft/transport/stream_server.h"
 #include "tests/support/loopback_client.h"
+#include "tests/support/serve_on_loopback.h"
 
 namespace raftlock::raft::transport {
 namespace {
@@ -60,17 +61,8 @@ class DeferredAnswerTest : public ::testing::Test {
       res.set_content(req.path == "/now" ? "now" : "done", "text/plain");
       return true;
     });
-    int listen_sock = -1;
-    server_->set_socket_options([&listen_sock](socket_t sock) {
-      const int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-      listen_sock = sock;
-    });
-    port_ = server_->bind_to_any_port("127.0.0.1");
+    port_ = raftlock::testing::serve_on_loopback(*server_, thread_);
     ASSERT_GT(port_, 0);
-    ASSERT_EQ(::listen(listen_sock, SOMAXCONN), 0);
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
-    while (!server_->is_running()) std::this_thread::sleep_for(1ms);
   }
   void TearDown() override {
     {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/support/loopback_client.h"
+#include "tests/support/serve_on_loopback.h"
 
 namespace raftlock::raft::transport {
 namespace {
@@ -102,19 +103,8 @@ class StreamServerTest : public ::testing::Test {
       slow_release_.get_future().wait();
       res.set_content("late", "text/plain");
     });
-    int listen_sock = -1;
-    server_->set_socket_options([&listen_sock](socket_t sock) {
-      const int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-      listen_sock = sock;
-    });
-    port_ = server_->bind_to_any_port("127.0.0.1");
+    port_ = raftlock::testing::serve_on_loopback(*server_, thread_);
     ASSERT_GT(port_, 0);
-    // httplib's backlog of 5 would drop the SYNs of a dozen connections opened at once (each
-    // then retried a second later), as the real servers' re-listen avoids.
-    ASSERT_EQ(::listen(listen_sock, SOMAXCONN), 0);
-    thread_ = std::thread([this] { server_->listen_after_bind(); });
-    while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   void TearDown() override {
     if (server_) {
