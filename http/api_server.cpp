@@ -492,6 +492,19 @@ lockservice::LockService::CommandCallback ApiServer::answer_later(
   };
 }
 
+void ApiServer::answer_command(
+    const httplib::Request& request, httplib::Response& response,
+    std::function<void(const Result<lockservice::CommandResult>&, httplib::Response&)> answer,
+    const std::function<void(lockservice::LockService::CommandCallback)>& later,
+    const std::function<Result<lockservice::CommandResult>()>& now) {
+  if (auto deferred = raft::transport::StreamServer::defer_answer()) {
+    response.status = kDeferred;
+    later(answer_later(request, std::move(deferred), std::move(answer)));
+    return;
+  }
+  answer(now(), response);
+}
+
 void ApiServer::handle(const httplib::Request& request, httplib::Response& response) {
   const auto started = Clock::now();
   const auto outcome = router_.dispatch(request, response);
@@ -721,12 +734,10 @@ void ApiServer::acquire(const httplib::Request& request, httplib::Response& resp
     if (ttl_ms) out["ttl_ms"] = *ttl_ms;
     write_json(response, 200, out);
   };
-  if (auto deferred = raft::transport::StreamServer::defer_answer()) {
-    response.status = kDeferred;
-    service_.acquire_async(acquire, answer_later(request, std::move(deferred), answer));
-    return;
-  }
-  answer(service_.acquire(acquire), response);
+  answer_command(
+      request, response, answer,
+      [&](auto done) { service_.acquire_async(acquire, std::move(done)); },
+      [&] { return service_.acquire(acquire); });
 }
 
 void ApiServer::release(const httplib::Request& request, httplib::Response& response,
@@ -741,13 +752,12 @@ void ApiServer::release(const httplib::Request& request, httplib::Response& resp
     if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
     write_json(response, 200, {{"released", true}});
   };
-  if (auto deferred = raft::transport::StreamServer::defer_answer()) {
-    response.status = kDeferred;
-    service_.release_async(name, holder->lease_id, holder->fencing_token,
-                           answer_later(request, std::move(deferred), answer));
-    return;
-  }
-  answer(service_.release(name, holder->lease_id, holder->fencing_token), response);
+  answer_command(
+      request, response, answer,
+      [&](auto done) {
+        service_.release_async(name, holder->lease_id, holder->fencing_token, std::move(done));
+      },
+      [&] { return service_.release(name, holder->lease_id, holder->fencing_token); });
 }
 
 void ApiServer::get_lock(const httplib::Request& request, httplib::Response& response,
@@ -793,12 +803,18 @@ void ApiServer::campaign(const httplib::Request& request, httplib::Response& res
   campaign.name = name;
   lease.fill(campaign);
   campaign.value = value.value_or("");
-  auto result = service_.campaign(campaign);
-  if (!result) return write_failure(response, result.error());
-  if (result->outcome != Outcome::kGranted || !result->election) {
-    return write_outcome_error(response, *result, created_lease_field(lease.ttl_ms, *result));
-  }
-  write_json(response, 200, {{"name", name}, {"leader", leader_json(result->election->leader)}});
+  const auto answer = [name, ttl_ms = lease.ttl_ms](const Result<CommandResult>& result,
+                                                    httplib::Response& response) {
+    if (!result) return write_failure(response, result.error());
+    if (result->outcome != Outcome::kGranted || !result->election) {
+      return write_outcome_error(response, *result, created_lease_field(ttl_ms, *result));
+    }
+    write_json(response, 200, {{"name", name}, {"leader", leader_json(result->election->leader)}});
+  };
+  answer_command(
+      request, response, answer,
+      [&](auto done) { service_.campaign_async(campaign, std::move(done)); },
+      [&] { return service_.campaign(campaign); });
 }
 
 void ApiServer::proclaim(const httplib::Request& request, httplib::Response& response,
@@ -818,14 +834,22 @@ void ApiServer::proclaim(const httplib::Request& request, httplib::Response& res
     return write_error(response, 400, "invalid_argument",
                        "Fields 'lease_id', 'fencing_token' and 'value' are required.");
   }
-  auto result = service_.proclaim(name, static_cast<lockservice::LeaseId>(*lease_id),
-                                  static_cast<lockservice::FencingToken>(*token), *value);
-  if (!result) return write_failure(response, result.error());
-  if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
-  write_json(
-      response, 200,
-      {{"name", name},
-       {"leader", result->election ? leader_json(result->election->leader) : Json(nullptr)}});
+  const auto answer = [name](const Result<CommandResult>& result, httplib::Response& response) {
+    if (!result) return write_failure(response, result.error());
+    if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
+    write_json(
+        response, 200,
+        {{"name", name},
+         {"leader", result->election ? leader_json(result->election->leader) : Json(nullptr)}});
+  };
+  const auto lease = static_cast<lockservice::LeaseId>(*lease_id);
+  const auto fencing_token = static_cast<lockservice::FencingToken>(*token);
+  answer_command(
+      request, response, answer,
+      [&](auto done) {
+        service_.proclaim_async(name, lease, fencing_token, *value, std::move(done));
+      },
+      [&] { return service_.proclaim(name, lease, fencing_token, *value); });
 }
 
 void ApiServer::resign(const httplib::Request& request, httplib::Response& response,
@@ -835,14 +859,21 @@ void ApiServer::resign(const httplib::Request& request, httplib::Response& respo
   if (!body) return;
   auto holder = read_holder_proof(*body, response);
   if (!holder) return;
-  auto result = service_.resign(name, holder->lease_id, holder->fencing_token);
-  if (!result) return write_failure(response, result.error());
-  if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
-  write_json(
-      response, 200,
-      {{"resigned", true},
-       {"name", name},
-       {"leader", result->election ? leader_json(result->election->leader) : Json(nullptr)}});
+  const auto answer = [name](const Result<CommandResult>& result, httplib::Response& response) {
+    if (!result) return write_failure(response, result.error());
+    if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
+    write_json(
+        response, 200,
+        {{"resigned", true},
+         {"name", name},
+         {"leader", result->election ? leader_json(result->election->leader) : Json(nullptr)}});
+  };
+  answer_command(
+      request, response, answer,
+      [&](auto done) {
+        service_.resign_async(name, holder->lease_id, holder->fencing_token, std::move(done));
+      },
+      [&] { return service_.resign(name, holder->lease_id, holder->fencing_token); });
 }
 
 void ApiServer::get_election(const httplib::Request& request, httplib::Response& response,

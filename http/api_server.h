@@ -24,7 +24,7 @@ namespace raftlock::http {
 struct ApiServerOptions {
   std::string host = "127.0.0.1";
   int port = 7070;       // 0 picks a free port (tests)
-  size_t threads = 512;  // a waiting campaign or observe holds a thread (an acquire does not)
+  size_t threads = 512;  // a waiting observe holds a thread (an acquire or campaign does not)
   size_t max_body_bytes = 64 * 1024;
   std::chrono::milliseconds forward_timeout{10000};
 };
@@ -65,6 +65,13 @@ class ApiServer {
   lockservice::LockService::CommandCallback answer_later(
       const httplib::Request& request, std::shared_ptr<raft::transport::DeferredAnswer> deferred,
       std::function<void(const Result<lockservice::CommandResult>&, httplib::Response&)> answer);
+  // Answers a command's request: later, through `later` with no thread waiting, when the
+  // connection allows it (StreamServer::defer_answer); otherwise now, with `now`'s result.
+  void answer_command(
+      const httplib::Request& request, httplib::Response& response,
+      std::function<void(const Result<lockservice::CommandResult>&, httplib::Response&)> answer,
+      const std::function<void(lockservice::LockService::CommandCallback)>& later,
+      const std::function<Result<lockservice::CommandResult>()>& now);
 
   // Handlers.
   void status(const httplib::Request&, httplib::Response&);

@@ -43,6 +43,12 @@ int64_t remaining_ms(Clock::time_point deadline, Clock::time_point now) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
 }
 
+// The revision of the lock or election a command's result shows: for a queued acquire or
+// campaign, the object's revision at the queueing entry.
+raft::Index revision_of(const CommandResult& result) {
+  return result.lock ? result.lock->revision : result.election ? result.election->revision : 0;
+}
+
 }  // namespace
 
 struct LockService::AsyncProposal {
@@ -55,6 +61,7 @@ struct LockService::AsyncProposal {
 };
 
 struct LockService::AsyncWaiter {
+  bool is_lock = true;  // a lock's waiting acquire, or else an election's waiting campaign
   std::shared_ptr<Watch> watch;
   std::string name;
   LeaseId lease_id = 0;
@@ -93,7 +100,7 @@ void LockService::shutdown() {
   timer_cv_.notify_all();
   if (timer_.joinable()) timer_.join();
   for (const auto& waiter : waiting) {
-    detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+    detach_watch(waiter->is_lock, waiter->name, waiter->lease_id, waiter->watch);
     waiter->finish(make_error(ErrorCode::kUnavailable, kShuttingDown));
   }
   // Retries and deadlines not run yet: their requests are answered by the node's stop (a
@@ -568,10 +575,7 @@ Result<CommandResult> LockService::propose_and_wait(bool is_lock, const Command&
     // Grants recorded since attach_watch may be replays of entries older than this request (a
     // restarted node re-applies its log): only a token above the object's revision at the
     // queueing entry is a grant for this request.
-    const raft::Index queued_revision = result->lock       ? result->lock->revision
-                                        : result->election ? result->election->revision
-                                                           : 0;
-    result = park(is_lock, name, lease_id, watch, queued_revision, wait_deadline);
+    result = park(is_lock, name, lease_id, watch, revision_of(*result), wait_deadline);
   }
   detach_watch(is_lock, name, lease_id, watch);
   return result;
@@ -667,7 +671,7 @@ Result<CommandResult> command_result_of(Result<std::any> result) {
 }
 }  // namespace
 
-// --- Requests answered later (acquire_async, release_async) -----------------------------------
+// --- Requests answered later (the *_async forms) ----------------------------------------------
 // The same steps as the blocking forms, with no thread waiting: a proposal's outcome arrives as
 // a callback on the Raft loop, a retry or a deadline is a timer run by the timer thread, and a
 // queued acquire is a record on its watch, answered by the apply that ends its wait.
@@ -739,16 +743,30 @@ void LockService::attempt(const std::shared_ptr<AsyncProposal>& proposal) {
       });
 }
 
-void LockService::release_async(const std::string& name, LeaseId lease_id, FencingToken token,
-                                CommandCallback done) {
+void LockService::command_async(const Command& command, CommandCallback done) {
   if (node_ == nullptr) {
     return done(make_error(ErrorCode::kUnavailable, "The service is not attached."));
   }
   auto proposal = std::make_shared<AsyncProposal>();
-  proposal->command = encode_command(Release{name, lease_id, token});
+  proposal->command = encode_command(command);
   proposal->deadline = Clock::now() + kRequestTimeout;
   proposal->then = std::move(done);
   propose_async(proposal);
+}
+
+void LockService::release_async(const std::string& name, LeaseId lease_id, FencingToken token,
+                                CommandCallback done) {
+  command_async(Release{name, lease_id, token}, std::move(done));
+}
+
+void LockService::proclaim_async(const std::string& name, LeaseId lease_id, FencingToken token,
+                                 const std::string& value, CommandCallback done) {
+  command_async(Proclaim{name, lease_id, token, value}, std::move(done));
+}
+
+void LockService::resign_async(const std::string& name, LeaseId lease_id, FencingToken token,
+                               CommandCallback done) {
+  command_async(Resign{name, lease_id, token}, std::move(done));
 }
 
 void LockService::acquire_async(const AcquireRequest& request, CommandCallback done) {
@@ -756,42 +774,57 @@ void LockService::acquire_async(const AcquireRequest& request, CommandCallback d
     return done(make_error(ErrorCode::kUnavailable, "The service is not attached."));
   }
   const auto started = Clock::now();
-  const auto wait_deadline = started + std::chrono::milliseconds(request.wait_ms);
   const Acquire command = acquire_command(request);
-  CommandCallback finish = [this, started, wait_ms = request.wait_ms,
-                            done = std::move(done)](Result<CommandResult> result) {
-    count_acquire(result, wait_ms, started);
-    done(std::move(result));
-  };
+  wait_async(true, command, request.name, command.lease_id, command.wait,
+             started + std::chrono::milliseconds(request.wait_ms),
+             [this, started, wait_ms = request.wait_ms,
+              done = std::move(done)](Result<CommandResult> result) {
+               count_acquire(result, wait_ms, started);
+               done(std::move(result));
+             });
+}
+
+void LockService::campaign_async(const CampaignRequest& request, CommandCallback done) {
+  if (node_ == nullptr) {
+    return done(make_error(ErrorCode::kUnavailable, "The service is not attached."));
+  }
+  const Campaign command = campaign_command(request);
+  wait_async(false, command, request.name, command.lease_id, command.wait,
+             Clock::now() + std::chrono::milliseconds(request.wait_ms), std::move(done));
+}
+
+void LockService::wait_async(bool is_lock, const Command& command, const std::string& name,
+                             LeaseId lease_id, bool wait, Clock::time_point wait_deadline,
+                             CommandCallback finish) {
   auto proposal = std::make_shared<AsyncProposal>();
   proposal->command = encode_command(command);
-  proposal->deadline = std::max(wait_deadline, started + kRequestTimeout);
-  if (!command.wait) {
+  proposal->deadline = std::max(wait_deadline, Clock::now() + kRequestTimeout);
+  if (!wait) {
     proposal->then = std::move(finish);
     return propose_async(proposal);
   }
   auto waiter = std::make_shared<AsyncWaiter>();
-  waiter->name = request.name;
-  waiter->lease_id = command.lease_id;
-  waiter->watch = attach_watch(true, waiter->name, waiter->lease_id);
+  waiter->is_lock = is_lock;
+  waiter->name = name;
+  waiter->lease_id = lease_id;
+  waiter->watch = attach_watch(is_lock, name, lease_id);
   waiter->finish = std::move(finish);
-  proposal->urgency = held_by_another(true, waiter->name, waiter->lease_id)
-                          ? raft::Urgency::kMayWait
-                          : raft::Urgency::kNow;
+  proposal->urgency =
+      held_by_another(is_lock, name, lease_id) ? raft::Urgency::kMayWait : raft::Urgency::kNow;
   proposal->then = [this, waiter, wait_deadline](Result<CommandResult> result) {
     if (!result || result->outcome != Outcome::kQueued) {
-      detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+      detach_watch(waiter->is_lock, waiter->name, waiter->lease_id, waiter->watch);
       return waiter->finish(std::move(result));
     }
     // As in propose_and_wait: only a grant after the queueing entry answers this request.
-    waiter->queued_revision = result->lock ? result->lock->revision : 0;
+    waiter->queued_revision = revision_of(*result);
     std::optional<Result<CommandResult>> answer;
     {
       std::lock_guard lock(mu_);
       if (stopping_) {
         answer = make_error(ErrorCode::kUnavailable, kShuttingDown);
-      } else if (auto now = parked_answer(true, waiter->name, waiter->lease_id, *waiter->watch,
-                                          waiter->queued_revision)) {
+      } else if (auto now = parked_answer(waiter->is_lock, waiter->name, waiter->lease_id,
+                                          *waiter->watch, waiter->queued_revision)) {
         answer = std::move(*now);
       } else {
         waiter->wait_timer = at(wait_deadline, [this, waiter] { end_async_wait(waiter); });
@@ -799,7 +832,7 @@ void LockService::acquire_async(const AcquireRequest& request, CommandCallback d
       }
     }
     if (answer) {
-      detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+      detach_watch(waiter->is_lock, waiter->name, waiter->lease_id, waiter->watch);
       return waiter->finish(std::move(*answer));
     }
   };
@@ -816,7 +849,9 @@ void LockService::end_async_wait(const std::shared_ptr<AsyncWaiter>& waiter) {
   }
   // The wait is over: leave the queue through the log. If the grant won the race, the log says so.
   auto cancel = std::make_shared<AsyncProposal>();
-  cancel->command = encode_command(CancelWait{waiter->name, waiter->lease_id});
+  cancel->command = waiter->is_lock
+                        ? encode_command(CancelWait{waiter->name, waiter->lease_id})
+                        : encode_command(CancelCampaign{waiter->name, waiter->lease_id});
   cancel->deadline = Clock::now() + kRequestTimeout;
   cancel->then = [this, waiter](Result<CommandResult> cancelled) {
     std::optional<CommandResult> grant;
@@ -824,7 +859,7 @@ void LockService::end_async_wait(const std::shared_ptr<AsyncWaiter>& waiter) {
       std::lock_guard lock(mu_);
       grant = grant_recorded_for(*waiter->watch, waiter->lease_id, waiter->queued_revision);
     }
-    detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+    detach_watch(waiter->is_lock, waiter->name, waiter->lease_id, waiter->watch);
     waiter->finish(grant ? Result<CommandResult>(std::move(*grant)) : std::move(cancelled));
   };
   propose_async(cancel);
@@ -836,8 +871,8 @@ LockService::AsyncAnswers LockService::take_async_answers_locked(
   for (const auto& watch : watches) {
     auto& waiting = watch->async;
     for (size_t i = 0; i < waiting.size();) {
-      auto answer = parked_answer(true, waiting[i]->name, waiting[i]->lease_id, *watch,
-                                  waiting[i]->queued_revision);
+      auto answer = parked_answer(waiting[i]->is_lock, waiting[i]->name, waiting[i]->lease_id,
+                                  *watch, waiting[i]->queued_revision);
       if (!answer) {
         ++i;
         continue;
@@ -852,7 +887,7 @@ LockService::AsyncAnswers LockService::take_async_answers_locked(
 void LockService::queue_async_answers(AsyncAnswers answered) {
   for (auto& [waiter, answer] : answered) {
     cancel(waiter->wait_timer);
-    detach_watch(true, waiter->name, waiter->lease_id, waiter->watch);
+    detach_watch(waiter->is_lock, waiter->name, waiter->lease_id, waiter->watch);
     // Given out once the node has published the round that decided it (see applied()).
     after_apply_.emplace_back(std::move(waiter), std::move(answer));
   }
@@ -884,15 +919,20 @@ Result<std::vector<LockView>> LockService::list_locks(const std::string& prefix,
   return machine_.list_locks(prefix);
 }
 
-Result<CommandResult> LockService::campaign(const CampaignRequest& request) {
-  const auto started = Clock::now();
-  const auto wait_deadline = started + std::chrono::milliseconds(request.wait_ms);
+Campaign LockService::campaign_command(const CampaignRequest& request) {
   Campaign command;
   command.name = request.name;
   command.lease_id = request.lease_id ? *request.lease_id : pick_lease_id();
   command.value = request.value;
   command.wait = request.wait_ms > 0;
   command.create_lease_ttl_ms = request.create_ttl_ms;
+  return command;
+}
+
+Result<CommandResult> LockService::campaign(const CampaignRequest& request) {
+  const auto started = Clock::now();
+  const auto wait_deadline = started + std::chrono::milliseconds(request.wait_ms);
+  const Campaign command = campaign_command(request);
   return propose_and_wait(false, command, request.name, command.lease_id, command.wait,
                           wait_deadline, std::max(wait_deadline, started + kRequestTimeout));
 }

@@ -95,6 +95,12 @@ class LockService final : public raft::StateMachine {
   void acquire_async(const AcquireRequest& request, CommandCallback done);
   void release_async(const std::string& name, LeaseId lease_id, FencingToken token,
                      CommandCallback done);
+  // A waiting campaign holds no thread either: it is answered by the apply that elects it.
+  void campaign_async(const CampaignRequest& request, CommandCallback done);
+  void proclaim_async(const std::string& name, LeaseId lease_id, FencingToken token,
+                      const std::string& value, CommandCallback done);
+  void resign_async(const std::string& name, LeaseId lease_id, FencingToken token,
+                    CommandCallback done);
 
   Result<CommandResult> campaign(const CampaignRequest& request);
   Result<CommandResult> proclaim(const std::string& name, LeaseId lease_id, FencingToken token,
@@ -161,7 +167,8 @@ class LockService final : public raft::StateMachine {
     // Grants applied while a request waited, by lease: the answer it must give even if the
     // lease ended right after (a parked request can wake only after both were applied).
     std::map<LeaseId, CommandResult> granted;
-    // Waiting acquires with no thread (acquire_async): answered by the apply that ends the wait.
+    // Waiting acquires and campaigns with no thread (acquire_async, campaign_async): answered by
+    // the apply that ends the wait.
     std::vector<std::shared_ptr<AsyncWaiter>> async;
   };
   static std::optional<CommandResult> grant_recorded_for(const Watch& watch, LeaseId lease_id,
@@ -179,6 +186,7 @@ class LockService final : public raft::StateMachine {
   // for applied().
   void queue_async_answers(AsyncAnswers answered);
   Acquire acquire_command(const AcquireRequest& request);
+  Campaign campaign_command(const CampaignRequest& request);
   void count_acquire(const Result<CommandResult>& result, int64_t wait_ms,
                      Clock::time_point started);
   // Requests answered later (see lock_service.cpp).
@@ -186,6 +194,13 @@ class LockService final : public raft::StateMachine {
   // Proposes with the blocking propose()'s rules: retryable errors are retried after a pause
   // until the deadline, which answers kTimeout.
   void propose_async(const std::shared_ptr<AsyncProposal>& proposal);
+  // Proposes `command` (no wait) and answers `done` with its result.
+  void command_async(const Command& command, CommandCallback done);
+  // An acquire (is_lock) or campaign: proposed, and if `wait` and queued, recorded on its watch
+  // (an AsyncWaiter) until an apply ends its wait, or until wait_deadline (it then leaves the
+  // queue through the log).
+  void wait_async(bool is_lock, const Command& command, const std::string& name, LeaseId lease_id,
+                  bool wait, Clock::time_point wait_deadline, CommandCallback finish);
   void attempt(const std::shared_ptr<AsyncProposal>& proposal);
   // A thread-less waiter's wait ended unanswered: it leaves the queue through the log.
   void end_async_wait(const std::shared_ptr<AsyncWaiter>& waiter);

@@ -2,6 +2,9 @@
 // proclaim, resign (FIFO hand-over), get, observe long-poll and server-sent events.
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +16,7 @@
 
 #include "tests/integration/cluster.h"
 #include "tests/integration/http_test_support.h"
+#include "tests/support/loopback_client.h"
 
 namespace raftlock::testing {
 namespace {
@@ -196,6 +200,56 @@ TEST_F(HttpElections, ResignHandsLeadershipToTheNextCandidateInOrder) {
   ASSERT_EQ(last.status, 200) << last.raw;
   EXPECT_EQ(last.body["leader"], nullptr);
   EXPECT_EQ(get(leader_, "/v1/elections/" + name).body["leader"], nullptr);
+}
+
+TEST_F(HttpElections, CampaignsBeyondTheServersThreadsWaitWithoutHoldingOne) {
+  // The client port serves requests on 512 threads. 600 candidates wait for one election on a
+  // follower: if each held a thread while it waited, the 513th on would wait for one, and so
+  // would every request after them, for the candidates' whole wait.
+  constexpr int kCandidates = 600;
+  const std::string name = "primary.crowd";
+  const uint64_t first = create_lease(leader_);
+  const uint64_t token = campaign(leader_, name, first, "first");
+  ASSERT_GT(token, 0u);
+  std::vector<int> waiting;
+  for (int i = 0; i < kCandidates; ++i) {
+    const int sock = connect_loopback(cluster_->client_port(follower_));
+    ASSERT_GE(sock, 0) << "connection " << i;
+    waiting.push_back(sock);
+    // Their leases end on their own 15 s after the test, and their waits with them.
+    const std::string body =
+        "{\"ttl_ms\": 15000, \"wait_ms\": 15000, \"value\": \"c" + std::to_string(i) + "\"}";
+    const std::string request = "POST /v1/elections/" + name +
+                                "/campaign HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                "application/json\r\nContent-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_EQ(::send(sock, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+  }
+  // Within post()'s own limit, far below the candidates' 15 s wait.
+  auto status = get(follower_, "/v1/status");
+  EXPECT_EQ(status.status, 200) << status.raw;
+  auto lease = post(follower_, "/v1/leases", {{"ttl_ms", 5000}});
+  EXPECT_EQ(lease.status, 201) << lease.raw;
+  std::vector<pollfd> polls;
+  for (int sock : waiting) polls.push_back({sock, POLLIN, 0});
+  ASSERT_EQ(::poll(polls.data(), polls.size(), 0), 0) << "a candidate was answered too early";
+
+  // The leader resigns: the first candidate in line is elected and answered, the others wait on.
+  auto resigned = post(leader_, "/v1/elections/" + name + "/resign",
+                       {{"lease_id", first}, {"fencing_token", token}});
+  ASSERT_EQ(resigned.status, 200) << resigned.raw;
+  ASSERT_TRUE(resigned.body["leader"].is_object()) << resigned.raw;
+  ASSERT_EQ(::poll(polls.data(), polls.size(), 10000), 1) << "one candidate answered";
+  for (const pollfd& p : polls) {
+    if (!(p.revents & POLLIN)) continue;
+    const std::string answer = read_response(p.fd);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+    const Json body = Json::parse(answer.substr(answer.find("\r\n\r\n") + 4), nullptr, false);
+    ASSERT_TRUE(body.is_object()) << answer;
+    EXPECT_EQ(body["leader"], resigned.body["leader"]) << "the next in line is the one answered";
+  }
+  for (int sock : waiting) ::close(sock);
 }
 
 TEST_F(HttpElections, ResignByANonLeaderIsNotLeader) {

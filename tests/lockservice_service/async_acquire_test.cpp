@@ -1,10 +1,12 @@
-// LockService::acquire_async / release_async: a waiting acquire holds no thread. It is a record on
-// its lock, answered by the apply that grants it (in queue order, tokens rising), by the end of
+// LockService::acquire_async / release_async, and campaign_async / proclaim_async /
+// resign_async: a waiting acquire or campaign holds no thread. It is a record on its lock (or
+// election), answered by the apply that grants it (in queue order, tokens rising), by the end of
 // its lease, by its wait's end (it then leaves the queue through the log), or by shutdown.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -17,33 +19,38 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Answers delivered by callbacks (on the Raft loop or the timer thread), in arrival order.
+// Answers delivered by callbacks (on the Raft loop or the timer thread), in arrival order. The
+// callbacks share its state, so one that runs after a failed test's Answers is gone (the fixture's
+// shutdown answers every waiter) still writes somewhere valid.
 class Answers {
  public:
   LockService::CommandCallback record(LeaseId lease_id) {
-    return [this, lease_id](Result<CommandResult> result) {
-      std::lock_guard lock(mu_);
-      got_.emplace_back(lease_id, std::move(result));
-      cv_.notify_all();
+    return [state = state_, lease_id](Result<CommandResult> result) {
+      std::lock_guard lock(state->mu);
+      state->got.emplace_back(lease_id, std::move(result));
+      state->cv.notify_all();
     };
   }
   bool wait_for(size_t count, std::chrono::milliseconds timeout = 10s) {
-    std::unique_lock lock(mu_);
-    return cv_.wait_for(lock, timeout, [&] { return got_.size() >= count; });
+    std::unique_lock lock(state_->mu);
+    return state_->cv.wait_for(lock, timeout, [&] { return state_->got.size() >= count; });
   }
   std::vector<std::pair<LeaseId, Result<CommandResult>>> snapshot() {
-    std::lock_guard lock(mu_);
-    return got_;
+    std::lock_guard lock(state_->mu);
+    return state_->got;
   }
   size_t size() {
-    std::lock_guard lock(mu_);
-    return got_.size();
+    std::lock_guard lock(state_->mu);
+    return state_->got.size();
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<std::pair<LeaseId, Result<CommandResult>>> got_;
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::pair<LeaseId, Result<CommandResult>>> got;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 class AsyncAcquire : public SingleNodeService {
@@ -205,6 +212,167 @@ TEST_F(AsyncAcquire, WithoutAWaitAHeldLockIsRefusedAndOnlyItsHolderReleasesIt) {
   EXPECT_EQ(got[1].second->outcome, Outcome::kNotHolder);
   EXPECT_EQ(got[2].second->outcome, Outcome::kOk);
   EXPECT_FALSE(service_.get_lock("plain", true)->held);
+}
+
+class AsyncCampaign : public SingleNodeService {
+ protected:
+  CampaignRequest candidate(const std::string& name, LeaseId lease_id, int64_t wait_ms = 30000) {
+    CampaignRequest request;
+    request.name = name;
+    request.lease_id = lease_id;
+    request.wait_ms = wait_ms;
+    request.value = "v" + std::to_string(lease_id);
+    return request;
+  }
+  FencingToken lead(const std::string& name, LeaseId lease_id) {
+    EXPECT_TRUE(service_.create_lease(lease_id, 60000).ok());
+    auto elected = service_.campaign(candidate(name, lease_id, 0));
+    EXPECT_TRUE(elected.ok());
+    EXPECT_EQ(elected->outcome, Outcome::kGranted);
+    return elected->election->leader->fencing_token;
+  }
+  // Calls `start` and waits until the entry it proposed is applied (one entry: nothing else is
+  // proposed meanwhile), so the next candidate queues behind this one.
+  template <class Start>
+  void applied_after(Start start) {
+    const raft::Index before = node_->status().core.applied_index;
+    start();
+    const auto deadline = Clock::now() + 5s;
+    while (node_->status().core.applied_index <= before && Clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_GT(node_->status().core.applied_index, before) << "the campaign was never applied";
+  }
+};
+
+TEST_F(AsyncCampaign, ManyCandidatesHoldNoThreadAndAreElectedInQueueOrder) {
+  constexpr LeaseId kLeader = 1;
+  constexpr int kCandidates = 30;
+  const FencingToken first_token = lead("primary", kLeader);
+  for (LeaseId lease = 2; lease <= kCandidates + 1; ++lease) {
+    ASSERT_TRUE(service_.create_lease(lease, 60000).ok());
+  }
+  // Each candidate, once elected, checks its value and resigns from its callback: the next one
+  // is elected by that resignation.
+  Answers answers;
+  std::mutex order_mu;
+  std::vector<LeaseId> elected_order;
+  std::vector<FencingToken> tokens;
+  for (LeaseId lease = 2; lease <= kCandidates + 1; ++lease) {
+    auto record = answers.record(lease);
+    applied_after([&, lease, record] {
+      service_.campaign_async(candidate("primary", lease),
+                              [&, lease, record](Result<CommandResult> r) {
+                                if (r && r->outcome == Outcome::kGranted) {
+                                  const auto& leader = *r->election->leader;
+                                  {
+                                    std::lock_guard lock(order_mu);
+                                    elected_order.push_back(leader.lease_id == lease ? lease : 0);
+                                    tokens.push_back(leader.fencing_token);
+                                  }
+                                  service_.resign_async("primary", lease, leader.fencing_token,
+                                                        [](Result<CommandResult>) {});
+                                }
+                                record(std::move(r));
+                              });
+    });
+  }
+  EXPECT_EQ(answers.size(), 0u) << "a candidate was answered while another led";
+  EXPECT_EQ(service_.get_election("primary", true)->leader->lease_id, kLeader);
+
+  Answers resigned;
+  service_.resign_async("primary", kLeader, first_token, resigned.record(kLeader));
+  ASSERT_TRUE(resigned.wait_for(1));
+  ASSERT_TRUE(resigned.snapshot()[0].second.ok());
+  EXPECT_EQ(resigned.snapshot()[0].second->outcome, Outcome::kOk);
+  ASSERT_TRUE(answers.wait_for(kCandidates))
+      << answers.size() << " of " << kCandidates << " answered";
+  std::lock_guard lock(order_mu);
+  ASSERT_EQ(elected_order.size(), static_cast<size_t>(kCandidates));
+  for (int i = 0; i < kCandidates; ++i) {
+    EXPECT_EQ(elected_order[static_cast<size_t>(i)], static_cast<LeaseId>(i + 2));
+    EXPECT_GT(tokens[static_cast<size_t>(i)],
+              i == 0 ? first_token : tokens[static_cast<size_t>(i) - 1]);
+  }
+  const auto deadline = Clock::now() + 5s;
+  while (service_.get_election("primary", true)->leader && Clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_FALSE(service_.get_election("primary", true)->leader)
+      << "the last candidate's resignation was lost";
+}
+
+TEST_F(AsyncCampaign, AWaitThatEndsLeavesTheCandidatesThroughTheLog) {
+  lead("busy", 1);
+  ASSERT_TRUE(service_.create_lease(2, 60000).ok());
+  ASSERT_TRUE(service_.create_lease(3, 60000).ok());
+  Answers answers;
+  const auto started = Clock::now();
+  service_.campaign_async(candidate("busy", 2, 150), answers.record(2));
+  ASSERT_TRUE(answers.wait_for(1, 5s));
+  EXPECT_GE(Clock::now() - started, 150ms);
+  auto got = answers.snapshot();
+  ASSERT_TRUE(got[0].second.ok()) << got[0].second.error().message;
+  EXPECT_EQ(got[0].second->outcome, Outcome::kNotLeader);
+  // Gone from the candidates: when the leader resigns, the next candidate (3) is elected, not 2.
+  applied_after([&] { service_.campaign_async(candidate("busy", 3), answers.record(3)); });
+  auto view = service_.get_election("busy", true);
+  ASSERT_TRUE(view.ok() && view->leader);
+  ASSERT_TRUE(service_.resign("busy", 1, view->leader->fencing_token).ok());
+  ASSERT_TRUE(answers.wait_for(2, 5s));
+  got = answers.snapshot();
+  ASSERT_TRUE(got[1].second.ok());
+  EXPECT_EQ(got[1].second->outcome, Outcome::kGranted);
+  EXPECT_EQ(service_.get_election("busy", true)->leader->lease_id, 3u);
+}
+
+TEST_F(AsyncCampaign, ALeaseRevokedWhileCampaigningEndsItWithLeaseNotFound) {
+  lead("revoked", 1);
+  ASSERT_TRUE(service_.create_lease(2, 60000).ok());
+  Answers answers;
+  applied_after([&] { service_.campaign_async(candidate("revoked", 2), answers.record(2)); });
+  EXPECT_EQ(answers.size(), 0u);
+  ASSERT_TRUE(service_.revoke_lease(2).ok());
+  ASSERT_TRUE(answers.wait_for(1, 5s)) << "the candidate was not answered when its lease ended";
+  auto got = answers.snapshot();
+  ASSERT_TRUE(got[0].second.ok());
+  EXPECT_EQ(got[0].second->outcome, Outcome::kLeaseNotFound);
+}
+
+TEST_F(AsyncCampaign, ShutdownAnswersCandidatesUnavailable) {
+  lead("stopping", 1);
+  ASSERT_TRUE(service_.create_lease(2, 60000).ok());
+  Answers answers;
+  applied_after([&] { service_.campaign_async(candidate("stopping", 2), answers.record(2)); });
+  service_.shutdown();
+  ASSERT_TRUE(answers.wait_for(1, 2s)) << "a candidate was left unanswered at shutdown";
+  auto got = answers.snapshot();
+  ASSERT_FALSE(got[0].second.ok());
+  EXPECT_EQ(got[0].second.error().code, ErrorCode::kUnavailable);
+}
+
+TEST_F(AsyncCampaign, OnlyTheLeaderProclaimsAndResigns) {
+  const FencingToken token = lead("proclaimed", 1);
+  ASSERT_TRUE(service_.create_lease(2, 60000).ok());
+  Answers answers;
+  service_.campaign_async(candidate("proclaimed", 2, 0), answers.record(2));
+  ASSERT_TRUE(answers.wait_for(1, 5s));
+  service_.proclaim_async("proclaimed", 2, token, "stolen", answers.record(2));
+  ASSERT_TRUE(answers.wait_for(2, 5s));
+  service_.proclaim_async("proclaimed", 1, token, "new value", answers.record(1));
+  ASSERT_TRUE(answers.wait_for(3, 5s));
+  service_.resign_async("proclaimed", 2, token, answers.record(2));
+  ASSERT_TRUE(answers.wait_for(4, 5s));
+  auto got = answers.snapshot();
+  for (const auto& [lease, result] : got) ASSERT_TRUE(result.ok()) << result.error().message;
+  EXPECT_EQ(got[0].second->outcome, Outcome::kNotLeader) << "a campaign without a wait";
+  EXPECT_EQ(got[1].second->outcome, Outcome::kNotLeader);
+  EXPECT_EQ(got[2].second->outcome, Outcome::kOk);
+  EXPECT_EQ(got[3].second->outcome, Outcome::kNotLeader);
+  auto view = service_.get_election("proclaimed", true);
+  ASSERT_TRUE(view.ok() && view->leader);
+  EXPECT_EQ(view->leader->lease_id, 1u);
+  EXPECT_EQ(view->leader->value, "new value");
 }
 
 }  // namespace

@@ -56,4 +56,31 @@ inline std::string read_until(int sock, const std::string& marker, size_t count,
   return out;
 }
 
+// Reads one HTTP response: its header and the Content-Length bytes of body after it (or what
+// arrived before `wait` passed or the peer closed).
+inline std::string read_response(int sock,
+                                 std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  std::string out;
+  auto complete = [&] {
+    const size_t header_end = out.find("\r\n\r\n");
+    if (header_end == std::string::npos) return false;
+    size_t length = 0;
+    const size_t field = out.find("Content-Length: ");
+    if (field != std::string::npos && field < header_end) {
+      length = std::stoul(out.substr(field + 16));
+    }
+    return out.size() >= header_end + 4 + length;
+  };
+  while (!complete() && std::chrono::steady_clock::now() < deadline) {
+    pollfd p{sock, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = ::recv(sock, buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    out.append(buffer, static_cast<size_t>(n));
+  }
+  return out;
+}
+
 }  // namespace raftlock::testing
