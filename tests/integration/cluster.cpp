@@ -28,6 +28,10 @@ HttpReply http_request(int port, const std::string& method, const std::string& p
                        const std::string& body, std::chrono::milliseconds timeout,
                        const std::map<std::string, std::string>& headers) {
   httplib::Client client("127.0.0.1", port);
+  // Keep-alive, as real clients: httplib's one-shot default sends "Connection: close", and a
+  // request that closes its connection is answered on its thread instead of later from the Raft
+  // loop (StreamServer::defer_answer), so the contract tests would miss the path clients take.
+  client.set_keep_alive(true);
   client.set_tcp_nodelay(true);
   client.set_connection_timeout(std::chrono::milliseconds(500));
   client.set_read_timeout(timeout);
