@@ -294,7 +294,15 @@ void LockService::timer_loop() {
   auto next_gauges = Clock::now();
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    timer_cv_.wait_for(lock, kTimerInterval);
+    // The next tick, or the next timer of a request answered later if that comes first (a wait
+    // then ends on time, not up to a tick late). at() wakes this wait for an earlier timer (a
+    // wake-up lost to a race costs at most the tick).
+    auto wake = Clock::now() + kTimerInterval;
+    {
+      std::lock_guard timers(async_mu_);
+      if (!async_timers_.empty()) wake = std::min(wake, async_timers_.begin()->first.first);
+    }
+    timer_cv_.wait_until(lock, wake);
     if (stopping_) break;
     lock.unlock();
     run_due_timers(Clock::now());  // retries and deadlines of requests answered later
@@ -677,9 +685,15 @@ Result<CommandResult> command_result_of(Result<std::any> result) {
 // queued acquire is a record on its watch, answered by the apply that ends its wait.
 
 LockService::TimerKey LockService::at(Clock::time_point when, std::function<void()> task) {
-  std::lock_guard lock(async_mu_);
-  const TimerKey key{when, next_timer_++};
-  async_timers_.emplace(key, std::move(task));
+  TimerKey key;
+  bool earliest = false;
+  {
+    std::lock_guard lock(async_mu_);
+    key = TimerKey{when, next_timer_++};
+    earliest = async_timers_.emplace(key, std::move(task)).first == async_timers_.begin();
+  }
+  // The timer thread sleeps until the earliest timer (or its next tick): wake it to sleep less.
+  if (earliest) timer_cv_.notify_all();
   return key;
 }
 
