@@ -233,20 +233,49 @@ struct NotedHeaders {
   std::string content_length;  // the first
   std::optional<std::string> connection;
   std::optional<std::string> content_type;
+  std::optional<std::string> accept_encoding;  // the first
 };
+
+// Whether an Accept-Encoding value lets the answer go uncompressed (RFC 9110 12.5.3): unless it
+// gives "identity" or "*" a q of 0. A value this cannot read says no (httplib then answers).
+bool identity_acceptable(std::string_view value) {
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    std::string_view item = value.substr(0, comma);
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+    const size_t semicolon = item.find(';');
+    std::string_view coding = item.substr(0, semicolon);
+    while (!coding.empty() && is_space_or_tab(coding.front())) coding.remove_prefix(1);
+    while (!coding.empty() && is_space_or_tab(coding.back())) coding.remove_suffix(1);
+    if (!same_name(coding, "identity") && coding != "*") continue;
+    if (semicolon == std::string_view::npos) continue;
+    std::string_view weight = item.substr(semicolon + 1);
+    while (!weight.empty() && is_space_or_tab(weight.front())) weight.remove_prefix(1);
+    if (weight.size() < 2 || (weight[0] != 'q' && weight[0] != 'Q') || weight[1] != '=') {
+      return false;
+    }
+    weight.remove_prefix(2);
+    while (!weight.empty() && is_space_or_tab(weight.back())) weight.remove_suffix(1);
+    // q=0, q=0., q=0.0, q=0.00, q=0.000 exclude it; any other digit keeps it.
+    if (weight.empty() || weight.find_first_not_of("0123456789.") != std::string_view::npos) {
+      return false;
+    }
+    if (weight.find_first_of("123456789") == std::string_view::npos) return false;
+  }
+  return true;
+}
 
 // Adds one "Name: value" header line (without its CRLF) the way httplib does: the value without
 // the spaces and tabs around it, %-escapes decoded. False for a line the direct path leaves to
 // httplib (no name, a name that is not a token, an empty value, control characters), and for the
 // headers that make a request not plain: a body httplib reads in its own ways (chunked, encoded,
-// behind Expect), ranges and compression of the answer.
+// behind Expect) and ranges. (Accept-Encoding is noted: see serve_directly.)
 bool add_header(std::string_view line, httplib::Headers& headers, NotedHeaders& noted) {
   const size_t colon = line.find(':');
   if (colon == std::string_view::npos || colon == 0) return false;
   const std::string_view name = line.substr(0, colon);
   if (!std::all_of(name.begin(), name.end(), is_token_char)) return false;
-  for (std::string_view refused :
-       {"Transfer-Encoding", "Expect", "Range", "Accept-Encoding", "Content-Encoding"}) {
+  for (std::string_view refused : {"Transfer-Encoding", "Expect", "Range", "Content-Encoding"}) {
     if (same_name(name, refused)) return false;
   }
   std::string_view value = line.substr(colon + 1);
@@ -266,6 +295,8 @@ bool add_header(std::string_view line, httplib::Headers& headers, NotedHeaders& 
     if (!noted.connection) noted.connection = text;
   } else if (same_name(name, "Content-Type")) {
     if (!noted.content_type) noted.content_type = text;
+  } else if (same_name(name, "Accept-Encoding")) {
+    if (!noted.accept_encoding) noted.accept_encoding = text;
   }
   headers.emplace(std::string(name), std::move(text));
   return true;
@@ -930,6 +961,14 @@ std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, b
   }
   // httplib parses multipart forms itself (Request::is_multipart_form_data).
   if (noted.content_type && noted.content_type->rfind("multipart/form-data", 0) == 0) {
+    return std::nullopt;
+  }
+  // A client that accepts compressed answers (Go's and Python's HTTP clients say so by default)
+  // gets httplib's compression on a GET, whose answer may be large (a list, /metrics). A POST's
+  // answer is a small JSON document: the direct path answers it uncompressed, which the header
+  // allows unless it refuses "identity" (a long wait then holds no thread for these clients too).
+  if (noted.accept_encoding &&
+      (line->method != "POST" || !identity_acceptable(*noted.accept_encoding))) {
     return std::nullopt;
   }
   req.method = std::string(line->method);

@@ -187,11 +187,12 @@ class StreamServer final : public httplib::Server {
   // line, headers in the same order, the error handler applied to a status >= 400, the exception
   // handler to a throw. Set before listening. Requests that are not plain go to httplib, so every
   // behaviour outside the direct path is httplib's own: a body that is chunked, encoded,
-  // multipart, behind Expect, of unknown length or not read by httplib (GET); Range or
-  // Accept-Encoding; HEAD and other methods; anything odd in the request line or a header line; a
-  // line break in the decoded path; a request larger than the connection's buffer. The direct
-  // path is off while the server has no exception handler, or has default headers, routing
-  // hooks, a logger or mounted directories.
+  // multipart, behind Expect, of unknown length or not read by httplib (GET); Range; a GET with
+  // Accept-Encoding (httplib may compress its answer; a POST's is answered uncompressed, unless
+  // the header refuses "identity"); HEAD and other methods; anything odd in the request line or a
+  // header line; a line break in the decoded path; a request larger than the connection's buffer.
+  // The direct path is off while the server has no exception handler, or has default headers,
+  // routing hooks, a logger or mounted directories.
   using DirectHandler = std::function<bool(const httplib::Request&, httplib::Response&)>;
   void set_direct_handler(DirectHandler handler) { direct_handler_ = std::move(handler); }
   // Same as httplib::Server's; the direct path applies the first two, and the others turn it off.

@@ -150,6 +150,36 @@ TEST_F(DeferredAnswerTest, RequestsWaitingForTheirAnswersHoldNoThread) {
   }
 }
 
+TEST_F(DeferredAnswerTest, APostFromAClientThatAcceptsCompressionIsAnsweredLaterUncompressed) {
+  // Go's and Python's HTTP clients send Accept-Encoding by default: their waiting requests must
+  // not fall back to httplib (which would hold a thread for the wait, and compress the answer).
+  start({}, 2);
+  std::vector<int> socks;
+  for (const char* accepts : {"gzip", "gzip, deflate", "gzip, deflate, br, zstd", "identity",
+                              "br;q=1.0, gzip;q=0.8, identity;q=0.1"}) {
+    socks.push_back(connect_to(port_));
+    ASSERT_GE(socks.back(), 0);
+    send_text(socks.back(), request("/later", std::string("Accept-Encoding: ") + accepts + "\r\n"));
+  }
+  ASSERT_TRUE(wait_for_owed(socks.size())) << "only " << owed() << " were deferred";
+  for (size_t i = 0; i < socks.size(); ++i) ASSERT_TRUE(take(i)->send(done_response()));
+  for (int sock : socks) {
+    const std::string answer = read_until(sock, "done", 1, 2s);
+    EXPECT_NE(answer.find("HTTP/1.1 200 OK"), std::string::npos) << answer;
+    EXPECT_NE(answer.find("\r\n\r\ndone"), std::string::npos) << answer;
+    EXPECT_EQ(answer.find("Content-Encoding"), std::string::npos) << answer;
+    ::close(sock);
+  }
+  // Answered at once, uncompressed too.
+  const int sock = connect_to(port_);
+  ASSERT_GE(sock, 0);
+  send_text(sock, request("/now", "Accept-Encoding: gzip\r\n"));
+  const std::string now = read_until(sock, "now", 1, 2s);
+  EXPECT_NE(now.find("\r\n\r\nnow"), std::string::npos) << now;
+  EXPECT_EQ(now.find("Content-Encoding"), std::string::npos) << now;
+  ::close(sock);
+}
+
 TEST_F(DeferredAnswerTest, APipelinedRequestIsAnsweredAfterTheAnswerOwedBeforeIt) {
   start();
   const int sock = connect_to(port_);

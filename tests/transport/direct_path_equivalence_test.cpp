@@ -620,6 +620,18 @@ TEST_F(DirectPath, RequestsThatAreNotPlainAreServedByHttplibUnchanged) {
       one("bad Range", get("/r", "Range: bytes=abc\r\n"), 0),
       one("Accept-Encoding gzip",
           get("/g?pad=" + std::string(600, 'z'), "Accept-Encoding: gzip, deflate\r\n"), 0),
+      // A POST with Accept-Encoding is answered uncompressed by the direct path
+      // (deferred_answer_test), unless the header refuses that: then httplib answers.
+      one("POST refusing identity",
+          with_body("POST", "/ae", std::string(600, 'p'),
+                    "Accept-Encoding: gzip, identity;q=0\r\n"),
+          0),
+      one("POST refusing all but gzip",
+          with_body("POST", "/ae", std::string(600, 'p'),
+                    "Accept-Encoding: gzip;q=1, *;q=0.000\r\n"),
+          0),
+      one("POST with an Accept-Encoding parameter that is not a weight",
+          with_body("POST", "/ae", "x", "Accept-Encoding: identity;level=1\r\n"), 0),
       raw("HEAD", "HEAD /h HTTP/1.1\r\nHost: test\r\n\r\n", 0),
       raw("GET with a body", with_body("GET", "/gb", "hello"), 0),
       raw("OPTIONS with a body", with_body("OPTIONS", "/ob", "hello"), 0),
