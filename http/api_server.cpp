@@ -212,6 +212,19 @@ void write_outcome_error(httplib::Response& response, const CommandResult& resul
   }
 }
 
+// The answer to a proclaim or a resign: the election's leader after it.
+auto leader_change_answer(const std::string& name, bool resigned) {
+  return [name, resigned](const Result<CommandResult>& result, httplib::Response& response) {
+    if (!result) return write_failure(response, result.error());
+    if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
+    Json out = {
+        {"name", name},
+        {"leader", result->election ? leader_json(result->election->leader) : Json(nullptr)}};
+    if (resigned) out["resigned"] = true;
+    write_json(response, 200, out);
+  };
+}
+
 // The (lease_id, fencing_token) pair a holder presents to release or resign; both required.
 struct HolderProof {
   lockservice::LeaseId lease_id = 0;
@@ -834,14 +847,7 @@ void ApiServer::proclaim(const httplib::Request& request, httplib::Response& res
     return write_error(response, 400, "invalid_argument",
                        "Fields 'lease_id', 'fencing_token' and 'value' are required.");
   }
-  const auto answer = [name](const Result<CommandResult>& result, httplib::Response& response) {
-    if (!result) return write_failure(response, result.error());
-    if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
-    write_json(
-        response, 200,
-        {{"name", name},
-         {"leader", result->election ? leader_json(result->election->leader) : Json(nullptr)}});
-  };
+  const auto answer = leader_change_answer(name, false);
   const auto lease = static_cast<lockservice::LeaseId>(*lease_id);
   const auto fencing_token = static_cast<lockservice::FencingToken>(*token);
   answer_command(
@@ -859,15 +865,7 @@ void ApiServer::resign(const httplib::Request& request, httplib::Response& respo
   if (!body) return;
   auto holder = read_holder_proof(*body, response);
   if (!holder) return;
-  const auto answer = [name](const Result<CommandResult>& result, httplib::Response& response) {
-    if (!result) return write_failure(response, result.error());
-    if (result->outcome != Outcome::kOk) return write_outcome_error(response, *result);
-    write_json(
-        response, 200,
-        {{"resigned", true},
-         {"name", name},
-         {"leader", result->election ? leader_json(result->election->leader) : Json(nullptr)}});
-  };
+  const auto answer = leader_change_answer(name, true);
   answer_command(
       request, response, answer,
       [&](auto done) {

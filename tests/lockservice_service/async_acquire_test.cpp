@@ -12,12 +12,14 @@
 
 #include "lockservice/commands.h"
 #include "tests/lockservice_service/single_node_service.h"
+#include "tests/support/eventually.h"
 
 namespace raftlock::lockservice {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+using raftlock::testing::eventually;
 
 // Answers delivered by callbacks (on the Raft loop or the timer thread), in arrival order. The
 // callbacks share its state, so one that runs after a failed test's Answers is gone (the fixture's
@@ -51,6 +53,32 @@ class Answers {
     std::vector<std::pair<LeaseId, Result<CommandResult>>> got;
   };
   std::shared_ptr<State> state_ = std::make_shared<State>();
+};
+
+// The grants of a chain of waiters (each releases or resigns when granted), in the order they
+// were applied, with their fencing tokens.
+class GrantOrder {
+ public:
+  void add(LeaseId granted, FencingToken token) {
+    std::lock_guard lock(mu_);
+    leases_.push_back(granted);
+    tokens_.push_back(token);
+  }
+  // Leases first, first + 1, ... were granted in that order, each token above the one before
+  // (the first above `after`).
+  void expect_queue_order(LeaseId first, size_t count, FencingToken after) {
+    std::lock_guard lock(mu_);
+    ASSERT_EQ(leases_.size(), count);
+    for (size_t i = 0; i < count; ++i) {
+      EXPECT_EQ(leases_[i], first + i) << "grant " << i;
+      EXPECT_GT(tokens_[i], i == 0 ? after : tokens_[i - 1]) << "grant " << i;
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<LeaseId> leases_;
+  std::vector<FencingToken> tokens_;
 };
 
 class AsyncAcquire : public SingleNodeService {
@@ -89,19 +117,13 @@ TEST_F(AsyncAcquire, ManyWaitersHoldNoThreadAndAreGrantedInQueueOrder) {
   }
   // Each waiter, once granted, releases at once from its callback: the next one's grant follows.
   Answers answers;
-  std::mutex order_mu;
-  std::vector<LeaseId> granted_order;
-  std::vector<FencingToken> tokens;
+  GrantOrder granted;
   for (LeaseId lease = 2; lease <= kWaiters + 1; ++lease) {
     auto record = answers.record(lease);
     // All from this one thread: each call returns at once, none is answered yet.
     service_.acquire_async(waiting("chain", lease), [&, lease, record](Result<CommandResult> r) {
       if (r && r->outcome == Outcome::kGranted) {
-        {
-          std::lock_guard lock(order_mu);
-          granted_order.push_back(lease);
-          tokens.push_back(r->lock->holder->fencing_token);
-        }
+        granted.add(r->lock->holder->lease_id, r->lock->holder->fencing_token);
         service_.release_async("chain", lease, r->lock->holder->fencing_token,
                                [](Result<CommandResult>) {});
       }
@@ -114,18 +136,9 @@ TEST_F(AsyncAcquire, ManyWaitersHoldNoThreadAndAreGrantedInQueueOrder) {
 
   ASSERT_TRUE(service_.release("chain", kHolder, first_token).ok());
   ASSERT_TRUE(answers.wait_for(kWaiters)) << answers.size() << " of " << kWaiters << " answered";
-  std::lock_guard lock(order_mu);
-  ASSERT_EQ(granted_order.size(), static_cast<size_t>(kWaiters));
-  for (int i = 0; i < kWaiters; ++i) {
-    EXPECT_EQ(granted_order[static_cast<size_t>(i)], static_cast<LeaseId>(i + 2));
-    EXPECT_GT(tokens[static_cast<size_t>(i)],
-              i == 0 ? first_token : tokens[static_cast<size_t>(i) - 1]);
-  }
-  const auto deadline = Clock::now() + 5s;
-  while (service_.get_lock("chain", true)->held && Clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
-  }
-  EXPECT_FALSE(service_.get_lock("chain", true)->held) << "the last waiter's release was lost";
+  granted.expect_queue_order(2, kWaiters, first_token);
+  EXPECT_TRUE(eventually([&] { return !service_.get_lock("chain", true)->held; }, 5s))
+      << "the last waiter's release was lost";
 }
 
 TEST_F(AsyncAcquire, AWaitThatEndsUngrantedLeavesTheQueueThroughTheLog) {
@@ -237,11 +250,8 @@ class AsyncCampaign : public SingleNodeService {
   void applied_after(Start start) {
     const raft::Index before = node_->status().core.applied_index;
     start();
-    const auto deadline = Clock::now() + 5s;
-    while (node_->status().core.applied_index <= before && Clock::now() < deadline) {
-      std::this_thread::sleep_for(1ms);
-    }
-    ASSERT_GT(node_->status().core.applied_index, before) << "the campaign was never applied";
+    ASSERT_TRUE(eventually([&] { return node_->status().core.applied_index > before; }, 5s))
+        << "the campaign was never applied";
   }
 };
 
@@ -255,27 +265,18 @@ TEST_F(AsyncCampaign, ManyCandidatesHoldNoThreadAndAreElectedInQueueOrder) {
   // Each candidate, once elected, checks its value and resigns from its callback: the next one
   // is elected by that resignation.
   Answers answers;
-  std::mutex order_mu;
-  std::vector<LeaseId> elected_order;
-  std::vector<FencingToken> tokens;
+  GrantOrder elected;
   for (LeaseId lease = 2; lease <= kCandidates + 1; ++lease) {
     auto record = answers.record(lease);
-    applied_after([&, lease, record] {
-      service_.campaign_async(candidate("primary", lease),
-                              [&, lease, record](Result<CommandResult> r) {
-                                if (r && r->outcome == Outcome::kGranted) {
-                                  const auto& leader = *r->election->leader;
-                                  {
-                                    std::lock_guard lock(order_mu);
-                                    elected_order.push_back(leader.lease_id == lease ? lease : 0);
-                                    tokens.push_back(leader.fencing_token);
-                                  }
-                                  service_.resign_async("primary", lease, leader.fencing_token,
-                                                        [](Result<CommandResult>) {});
-                                }
-                                record(std::move(r));
-                              });
-    });
+    auto on_answer = [&, lease, record](Result<CommandResult> r) {
+      if (r && r->outcome == Outcome::kGranted) {
+        const auto& leader = *r->election->leader;
+        elected.add(leader.lease_id, leader.fencing_token);
+        service_.resign_async("primary", lease, leader.fencing_token, [](Result<CommandResult>) {});
+      }
+      record(std::move(r));
+    };
+    applied_after([&] { service_.campaign_async(candidate("primary", lease), on_answer); });
   }
   EXPECT_EQ(answers.size(), 0u) << "a candidate was answered while another led";
   EXPECT_EQ(service_.get_election("primary", true)->leader->lease_id, kLeader);
@@ -287,18 +288,8 @@ TEST_F(AsyncCampaign, ManyCandidatesHoldNoThreadAndAreElectedInQueueOrder) {
   EXPECT_EQ(resigned.snapshot()[0].second->outcome, Outcome::kOk);
   ASSERT_TRUE(answers.wait_for(kCandidates))
       << answers.size() << " of " << kCandidates << " answered";
-  std::lock_guard lock(order_mu);
-  ASSERT_EQ(elected_order.size(), static_cast<size_t>(kCandidates));
-  for (int i = 0; i < kCandidates; ++i) {
-    EXPECT_EQ(elected_order[static_cast<size_t>(i)], static_cast<LeaseId>(i + 2));
-    EXPECT_GT(tokens[static_cast<size_t>(i)],
-              i == 0 ? first_token : tokens[static_cast<size_t>(i) - 1]);
-  }
-  const auto deadline = Clock::now() + 5s;
-  while (service_.get_election("primary", true)->leader && Clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
-  }
-  EXPECT_FALSE(service_.get_election("primary", true)->leader)
+  elected.expect_queue_order(2, kCandidates, first_token);
+  EXPECT_TRUE(eventually([&] { return !service_.get_election("primary", true)->leader; }, 5s))
       << "the last candidate's resignation was lost";
 }
 
