@@ -81,6 +81,13 @@ class GrantOrder {
   std::vector<FencingToken> tokens_;
 };
 
+// Leases first..last (60 s), for a chain of waiters.
+void create_leases(LockService& service, LeaseId first, LeaseId last) {
+  for (LeaseId lease = first; lease <= last; ++lease) {
+    ASSERT_TRUE(service.create_lease(lease, 60000).ok()) << "lease " << lease;
+  }
+}
+
 class AsyncAcquire : public SingleNodeService {
  protected:
   AcquireRequest waiting(const std::string& name, LeaseId lease_id, int64_t wait_ms = 30000) {
@@ -112,9 +119,7 @@ TEST_F(AsyncAcquire, ManyWaitersHoldNoThreadAndAreGrantedInQueueOrder) {
   constexpr LeaseId kHolder = 1;
   constexpr int kWaiters = 50;
   const FencingToken first_token = hold("chain", kHolder);
-  for (LeaseId lease = 2; lease <= kWaiters + 1; ++lease) {
-    ASSERT_TRUE(service_.create_lease(lease, 60000).ok());
-  }
+  create_leases(service_, 2, kWaiters + 1);
   // Each waiter, once granted, releases at once from its callback: the next one's grant follows.
   Answers answers;
   GrantOrder granted;
@@ -259,9 +264,7 @@ TEST_F(AsyncCampaign, ManyCandidatesHoldNoThreadAndAreElectedInQueueOrder) {
   constexpr LeaseId kLeader = 1;
   constexpr int kCandidates = 30;
   const FencingToken first_token = lead("primary", kLeader);
-  for (LeaseId lease = 2; lease <= kCandidates + 1; ++lease) {
-    ASSERT_TRUE(service_.create_lease(lease, 60000).ok());
-  }
+  create_leases(service_, 2, kCandidates + 1);
   // Each candidate, once elected, checks its value and resigns from its callback: the next one
   // is elected by that resignation.
   Answers answers;
@@ -271,6 +274,7 @@ TEST_F(AsyncCampaign, ManyCandidatesHoldNoThreadAndAreElectedInQueueOrder) {
     auto on_answer = [&, lease, record](Result<CommandResult> r) {
       if (r && r->outcome == Outcome::kGranted) {
         const auto& leader = *r->election->leader;
+        EXPECT_EQ(leader.value, "v" + std::to_string(lease));
         elected.add(leader.lease_id, leader.fencing_token);
         service_.resign_async("primary", lease, leader.fencing_token, [](Result<CommandResult>) {});
       }
