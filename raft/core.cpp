@@ -34,7 +34,8 @@ bool is_vote_related(MessageType t) {
 // leading until the removal commits.
 bool is_leader_message(MessageType t) {
   return t == MessageType::kAppend || t == MessageType::kHeartbeat || t == MessageType::kSnapshot ||
-         t == MessageType::kTimeoutNow || t == MessageType::kReadIndexResponse;
+         t == MessageType::kTimeoutNow || t == MessageType::kReadIndexResponse ||
+         t == MessageType::kDurable;
 }
 
 Config normalise(Config c) {
@@ -130,7 +131,23 @@ class Core::Impl {
   void handle_append(const Message& m);
   void handle_heartbeat(const Message& m);
   void handle_snapshot(const Message& m);
+  void handle_durable(const Message& m);
   bool restore_snapshot(const Snapshot& snapshot);
+
+  // ---- commits a follower makes itself (3-voter clusters) ----
+  // Two voters are a quorum: the leader and this follower. The leader tells its followers how
+  // far its own log is durable (kDurable) as soon as its write completes; a follower holding the
+  // same entries durably commits them without waiting for the leader to hear its
+  // acknowledgement and send the new commit index back (two network hops). Only in a cluster
+  // whose quorum is two, for entries of the current term (Figure 8).
+  bool two_copies_are_a_quorum(NodeId other) const {
+    return config_.quorum() <= 2 && config_.is_voter(id_) && config_.is_voter(other);
+  }
+  void announce_durable();
+  void maybe_commit_with_leader_copy();
+  // Where a linearizable read must start: the commit index, or further if a follower may already
+  // have committed (and applied, and answered from) entries the leader announced as durable.
+  Index read_point() const { return std::max(log_.committed(), announced_durable_); }
   void append_to_log(std::vector<Entry> entries);
 
   // ---- reads ----
@@ -183,7 +200,9 @@ class Core::Impl {
   std::vector<ReadRequest> reads_waiting_for_commit_;  // leader: no entry of its term committed yet
 
   std::vector<Message> msgs_;
-  bool appends_due_ = false;  // leader: new entries or a new commit index not yet broadcast
+  bool appends_due_ = false;     // leader: new entries or a new commit index not yet broadcast
+  Index announced_durable_ = 0;  // leader: the highest durable index announced (kDurable)
+  Index leader_durable_ = 0;     // follower: the leader's announced durable index our log matches
   std::vector<ReadState> read_states_;
   SoftState prev_soft_;
   HardState persisted_hard_state_;
@@ -241,7 +260,9 @@ void Core::Impl::reset_randomized_timeout() {
 }
 
 Status Core::Impl::validate(const Message& m) const {
-  if (static_cast<uint8_t>(m.type) > static_cast<uint8_t>(MessageType::kReadIndexResponse)) {
+  // kForward and kForwardResponse are the runtime's; the core never sees them.
+  if (static_cast<uint8_t>(m.type) > static_cast<uint8_t>(MessageType::kReadIndexResponse) &&
+      m.type != MessageType::kDurable) {
     return invalid("unknown message type");
   }
   if (m.to != id_) {
@@ -267,6 +288,10 @@ Status Core::Impl::validate(const Message& m) const {
     case MessageType::kHeartbeat:
     case MessageType::kTimeoutNow:
       if (m.term == 0) return invalid("leader message with term 0");
+      break;
+    case MessageType::kDurable:
+      if (m.term == 0) return invalid("leader message with term 0");
+      if (m.log_term != m.term) return invalid("durable: the entry's term is not the leader's");
       break;
     case MessageType::kAppend: {
       if (m.term == 0) return invalid("append with term 0");
@@ -321,6 +346,8 @@ void Core::Impl::reset(Term term) {
   votes_.clear();
   progress_.clear();
   appends_due_ = false;
+  announced_durable_ = 0;
+  leader_durable_ = 0;
   // A leader that steps down drops its pending reads; the runtime times them out.
   read_only_.clear();
   reads_waiting_for_commit_.clear();
@@ -409,7 +436,7 @@ void Core::Impl::tick_heartbeat() {
   }
   if (heartbeat_elapsed_ >= cfg_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    bcast_heartbeat(read_only_.heartbeat_context(log_.committed()).value_or(""));
+    bcast_heartbeat(read_only_.heartbeat_context(read_point()).value_or(""));
   }
 }
 
@@ -549,7 +576,7 @@ Status Core::Impl::step(const Message& m) {
     } else {
       const bool from_leader = m.type == MessageType::kAppend ||
                                m.type == MessageType::kHeartbeat ||
-                               m.type == MessageType::kSnapshot;
+                               m.type == MessageType::kSnapshot || m.type == MessageType::kDurable;
       become_follower(m.term, from_leader ? m.from : kNoNode);
     }
   } else if (m.term < term_) {
@@ -619,6 +646,10 @@ void Core::Impl::step_candidate(const Message& m) {
       become_follower(m.term, m.from);
       handle_snapshot(m);
       break;
+    case MessageType::kDurable:
+      become_follower(m.term, m.from);
+      handle_durable(m);
+      break;
     case MessageType::kPreVoteResponse:
     case MessageType::kVoteResponse: {
       const bool expected =
@@ -668,6 +699,11 @@ void Core::Impl::step_follower(const Message& m) {
       election_elapsed_ = 0;
       leader_ = m.from;
       handle_snapshot(m);
+      break;
+    case MessageType::kDurable:
+      election_elapsed_ = 0;
+      leader_ = m.from;
+      handle_durable(m);
       break;
     case MessageType::kTimeoutNow:
       // Leadership transfer: campaign at once, skipping pre-vote (the leader asked for it).
@@ -749,8 +785,11 @@ void Core::Impl::flush_appends() {
   for (auto& [peer, pr] : progress_) {
     if (peer == id_) continue;
     // An append goes out if there are entries to send, or a commit index the follower has not
-    // been told yet; a follower with neither gets nothing.
-    if (!maybe_send_append(peer, pr.commit_sent < committed)) continue;
+    // been told yet; a follower with neither gets nothing. One told that our log is durable
+    // through the commit index commits it by itself (maybe_commit_with_leader_copy) and needs no
+    // append for it (were it to miss the kDurable, the next heartbeat brings the commit index).
+    const bool commit_untold = pr.commit_sent < committed && pr.durable_sent < committed;
+    if (!maybe_send_append(peer, commit_untold)) continue;
     // Pipelining: more entries than one message holds go out now too (within the window).
     while (maybe_send_append(peer, false)) {
     }
@@ -847,6 +886,31 @@ bool Core::Impl::maybe_commit() {
   return log_.commit_to(candidate);
 }
 
+void Core::Impl::announce_durable() {
+  const Index durable = log_.persisted();
+  if (role_ != Role::kLeader || durable <= announced_durable_ || log_.term(durable) != term_)
+    return;
+  bool announced = false;
+  for (auto& [peer, pr] : progress_) {
+    // A follower being probed or sent a snapshot would not hold these entries: not worth a message.
+    if (peer == id_ || pr.state != ProgressState::kReplicate || !two_copies_are_a_quorum(peer)) {
+      continue;
+    }
+    // One that acknowledged them already made them committed here: the commit index is news to
+    // it, and the commit's own append tells it (flush_appends).
+    if (pr.match >= durable) continue;
+    Message m = make(MessageType::kDurable, peer);
+    m.index = durable;
+    m.log_term = term_;
+    m.commit = log_.committed();
+    send(std::move(m));
+    pr.durable_sent = durable;
+    announced = true;
+  }
+  // Reads after this point start at `durable` at least: a follower may answer from it any time.
+  if (announced) announced_durable_ = durable;
+}
+
 void Core::Impl::on_leader_commit_advanced() {
   flush_reads_waiting_for_commit();
   // Followers learn the new commit index from the next ready()'s appends (one per follower,
@@ -919,6 +983,24 @@ void Core::Impl::handle_heartbeat(const Message& m) {
   Message r = make(MessageType::kHeartbeatResponse, m.from);
   r.context = m.context;
   send(std::move(r));
+}
+
+void Core::Impl::handle_durable(const Message& m) {
+  // Our entry at m.index has the leader's term there: by Log Matching our log equals the
+  // leader's through it, and the leader holds all of that durably.
+  if (!log_.match_term(m.index, m.log_term)) return;
+  leader_durable_ = std::max(leader_durable_, m.index);
+  log_.commit_to(std::min(m.commit, m.index));
+  maybe_commit_with_leader_copy();
+}
+
+void Core::Impl::maybe_commit_with_leader_copy() {
+  if (role_ != Role::kFollower || leader_ == kNoNode || !two_copies_are_a_quorum(leader_)) return;
+  // Stored durably here and on the leader: on a quorum of two.
+  const Index candidate = std::min(leader_durable_, log_.persisted());
+  // Figure 8: only entries of the current term are committed by counting copies.
+  if (candidate <= log_.committed() || log_.term(candidate) != term_) return;
+  log_.commit_to(candidate);
 }
 
 void Core::Impl::handle_snapshot(const Message& m) {
@@ -1078,7 +1160,7 @@ void Core::Impl::release_reads() {
     deliver_reads(read_only_.release(config_, id_));
     if (!read_only_.should_send_now()) return;
     // The next round goes out now, with the current commit index as its read index.
-    std::string context = read_only_.heartbeat_context(log_.committed()).value_or("");
+    std::string context = read_only_.heartbeat_context(read_point()).value_or("");
     std::vector<ConfirmedRead> confirmed = read_only_.release(config_, id_);
     if (confirmed.empty()) {
       bcast_heartbeat(context);
@@ -1239,6 +1321,9 @@ void Core::Impl::advance(const Ready& rd) {
         it->second.maybe_update(log_.persisted());
       }
       if (maybe_commit()) on_leader_commit_advanced();
+      announce_durable();
+    } else {
+      maybe_commit_with_leader_copy();
     }
   }
   if (!rd.committed_entries.empty()) log_.applied_to(rd.committed_entries.back().index);

@@ -47,6 +47,8 @@ struct PeerProgress {
   int64_t snapshot_ticks = 0;
   // The highest commit index sent to the peer (in an append or heartbeat).
   Index commit_sent = 0;
+  // The highest durable index of the leader's own log it was told (kDurable).
+  Index durable_sent = 0;
   Inflights inflights;
 
   void become_probe();

@@ -38,14 +38,15 @@ bool ReadOnlyQueue::should_send_now() const {
   return !rounds_.empty() && !rounds_.front().sent;
 }
 
-std::optional<std::string> ReadOnlyQueue::heartbeat_context(Index commit_index) {
+std::optional<std::string> ReadOnlyQueue::heartbeat_context(Index read_index) {
   if (rounds_.empty()) return std::nullopt;
   Round& newest = rounds_.back();
   if (!newest.sent) {
-    // Reads that joined this round all arrived before now, so the commit index now is at least
-    // the commit index each of them saw: a valid read index for all of them.
+    // Reads that joined this round all arrived before now, so the read index now (the commit
+    // index, or the leader's announced durable index when that is higher) is at least what each
+    // of them could have seen committed anywhere: a valid read index for all of them.
     newest.sent = true;
-    newest.index = commit_index;
+    newest.index = read_index;
   }
   return context_for(newest.seq);
 }

@@ -30,8 +30,9 @@ class ReadOnlyQueue {
   // True when a round waits to be sent and no earlier round is still waiting for acks.
   bool should_send_now() const;
   // For a heartbeat broadcast: sends the newest round if it is not out yet (its read index is
-  // `commit_index`, recorded now), and returns the context of the newest round, if any.
-  std::optional<std::string> heartbeat_context(Index commit_index);
+  // `read_index`, recorded now: at least the commit index), and returns the context of the
+  // newest round, if any.
+  std::optional<std::string> heartbeat_context(Index read_index);
   // A heartbeat response echoed `context`: `from` confirmed every round up to that one.
   void record_ack(NodeId from, const std::string& context);
   // Removes and returns the reads of every sent round acknowledged by a quorum of the voters of

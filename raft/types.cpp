@@ -58,6 +58,8 @@ const char* message_type_name(MessageType type) {
       return "Forward";
     case MessageType::kForwardResponse:
       return "ForwardResponse";
+    case MessageType::kDurable:
+      return "Durable";
   }
   return "Unknown";
 }

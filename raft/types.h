@@ -109,6 +109,11 @@ enum class MessageType : uint8_t {
   // Leader -> follower: entries[i] = (index, term) where command i was appended, in order; reject:
   // the rest were refused, reject_hint = their ErrorCode. context echoed.
   kForwardResponse = 13,
+  // Leader -> follower, 3-voter (or 2-voter) clusters only: the leader has durably stored its log
+  // through `index`, whose entry has term `log_term` (its own term); commit = the leader's commit.
+  // A follower whose log has that entry commits, by itself, whatever of it it has stored too: two
+  // copies are a quorum. No response. See Core::Impl::announce_durable.
+  kDurable = 14,
 };
 
 const char* message_type_name(MessageType type);

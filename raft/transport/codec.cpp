@@ -33,7 +33,7 @@ constexpr size_t kSnapshotFields = 4;
 constexpr size_t kMemberFields = 3;
 constexpr size_t kBatchFields = 4;
 constexpr size_t kChunkFields = 11;
-constexpr uint64_t kMaxMessageType = static_cast<uint64_t>(MessageType::kForwardResponse);
+constexpr uint64_t kMaxMessageType = static_cast<uint64_t>(MessageType::kDurable);
 constexpr uint64_t kMaxEntryType = static_cast<uint64_t>(EntryType::kConfChange);
 
 // The fewest bytes one element can take, so a declared element count is never trusted for a

@@ -516,14 +516,16 @@ TEST(Replication, CommitAdvanceReachesEachFollowerInOneAppend) {
   ASSERT_TRUE(c.core(1).propose("a").ok());
   const Index index = c.core(1).last_index();
   Ready rd = c.core(1).ready();
-  c.core(1).advance(rd);  // the leader's own copy is durable
   for (const Message& m : rd.messages) ASSERT_TRUE(c.core(m.to).step(m).ok());
-  // Both acknowledgements arrive before the leader's next ready().
+  // Both acknowledgements arrive before the leader's next ready() (and before its own write
+  // ends, so it has announced no durable index: the followers learn the commit from it).
   for (NodeId f : {2, 3}) {
     for (const Message& m : drain(c.core(f))) ASSERT_TRUE(c.core(1).step(m).ok());
   }
   EXPECT_EQ(c.core(1).commit_index(), index);
+  c.core(1).advance(rd);  // the leader's own copy is durable
   Ready next = c.core(1).ready();
+  EXPECT_TRUE(of_type(next.messages, MessageType::kDurable).empty());
   auto appends = of_type(next.messages, MessageType::kAppend);
   ASSERT_EQ(appends.size(), 2u);  // one per follower, however many acks advanced the commit
   for (const Message& m : appends) {

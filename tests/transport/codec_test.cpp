@@ -75,6 +75,7 @@ constexpr MessageType kAllTypes[] = {
     MessageType::kSnapshot,  MessageType::kTimeoutNow,
     MessageType::kReadIndex, MessageType::kReadIndexResponse,
     MessageType::kForward,   MessageType::kForwardResponse,
+    MessageType::kDurable,
 };
 
 TEST(CodecTest, EveryMessageTypeRoundTripsWithEveryField) {

@@ -630,6 +630,17 @@ void Cluster::send(Node& n, Message message) {
          " but has persisted only up to " + fmt_u(last_index_of(persisted)));
     return;
   }
+  if (message.type == MessageType::kDurable) {
+    // The leader claims its log is durable through message.index with its term there.
+    const auto term_there = term_at(persisted, message.index);
+    if (last_index_of(persisted) < message.index || !term_there ||
+        *term_there != message.log_term) {
+      fail("node " + fmt_u(n.id) + " announces its log durable through index " +
+           fmt_u(message.index) + " (term " + fmt_u(message.log_term) +
+           ") but has not persisted that entry");
+      return;
+    }
+  }
   if (options_.trace) {
     trace("send " + std::string(raft::message_type_name(message.type)) + " " + fmt_u(message.from) +
           "->" + fmt_u(message.to) + " term " + fmt_u(message.term) + " index " +

@@ -165,7 +165,7 @@ struct MessageStats {
   uint64_t dropped = 0;
   uint64_t duplicated = 0;
   uint64_t estimated_bytes = 0;  // kMessageHeaderBytes per message + entry/snapshot/context bytes
-  std::array<uint64_t, 12> sent_by_type{};
+  std::array<uint64_t, 16> sent_by_type{};
   uint64_t append_rejects = 0;  // kAppendResponse with reject = true
 
   uint64_t of(raft::MessageType type) const { return sent_by_type[static_cast<size_t>(type)]; }
