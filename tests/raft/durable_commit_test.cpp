@@ -32,6 +32,23 @@ std::vector<Message> leader_write_completes(Cluster& c, NodeId leader, const Pro
   return of_type(drain(c.core(leader)), MessageType::kDurable);
 }
 
+// Node 1 leads three voters and proposed "a"; its own write completed and it announced it.
+struct Announced {
+  Index committed = 0;  // the commit index before the proposal
+  Proposed p;
+  std::vector<Message> durable;  // its announcements, one per follower
+};
+
+Announced propose_and_announce(Cluster& c) {
+  c.elect(1);
+  Announced a;
+  a.committed = c.core(1).commit_index();
+  a.p = propose_without_delivering(c, 1);
+  a.durable = leader_write_completes(c, 1, a.p);
+  EXPECT_EQ(a.durable.size(), 2u);
+  return a;
+}
+
 // Steps the announcement addressed to `follower` (its write is left to the caller).
 void step_announcement(Cluster& c, const std::vector<Message>& durable, NodeId follower) {
   for (const Message& m : durable) {
@@ -93,11 +110,7 @@ TEST(DurableCommit, AFollowerCommitsWithTheLeadersAnnouncementBeforeTheLeaderKno
 
 TEST(DurableCommit, AnAnnouncementAheadOfTheFollowersOwnWriteWaitsForIt) {
   Cluster c({1, 2, 3});
-  c.elect(1);
-  const Index committed = c.core(1).commit_index();
-  Proposed p = propose_without_delivering(c, 1);
-  auto durable = leader_write_completes(c, 1, p);
-  ASSERT_EQ(durable.size(), 2u);
+  const auto [committed, p, durable] = propose_and_announce(c);
   // Follower 3 receives the append and the announcement, but its write has not completed.
   ASSERT_TRUE(c.core(3).step(p.append_to.at(3)).ok());
   step_announcement(c, durable, 3);
@@ -115,11 +128,7 @@ TEST(DurableCommit, AnAnnouncementAheadOfTheFollowersOwnWriteWaitsForIt) {
 
 TEST(DurableCommit, AFollowerWhoseLogDiffersThereIgnoresTheAnnouncement) {
   Cluster c({1, 2, 3});
-  c.elect(1);
-  const Index committed = c.core(1).commit_index();
-  Proposed p = propose_without_delivering(c, 1);
-  auto durable = leader_write_completes(c, 1, p);
-  ASSERT_EQ(durable.size(), 2u);
+  const auto [committed, p, durable] = propose_and_announce(c);
   // The append to follower 2 was lost: it does not hold the entry the announcement names.
   step_announcement(c, durable, 2);
   drain(c.core(2));
@@ -139,10 +148,7 @@ TEST(DurableCommit, AFollowerWhoseLogDiffersThereIgnoresTheAnnouncement) {
 
 TEST(DurableCommit, AReadIndexCoversWhatAFollowerMayHaveCommittedItself) {
   Cluster c({1, 2, 3});
-  c.elect(1);
-  Proposed p = propose_without_delivering(c, 1);
-  auto durable = leader_write_completes(c, 1, p);
-  ASSERT_EQ(durable.size(), 2u);
+  const auto [committed, p, durable] = propose_and_announce(c);
   // Follower 2 commits and applies the entry (a client on it may now have seen its effect)...
   follower_handles(c, 2, p.append_to.at(2), nullptr);
   step_announcement(c, durable, 2);
