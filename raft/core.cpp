@@ -1159,7 +1159,8 @@ void Core::Impl::release_reads() {
   for (;;) {
     deliver_reads(read_only_.release(config_, id_));
     if (!read_only_.should_send_now()) return;
-    // The next round goes out now, with the current commit index as its read index.
+    // The next round goes out now, with the read point (commit index, or the announced durable
+    // index when higher) as its read index.
     std::string context = read_only_.heartbeat_context(read_point()).value_or("");
     std::vector<ConfirmedRead> confirmed = read_only_.release(config_, id_);
     if (confirmed.empty()) {
