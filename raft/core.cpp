@@ -285,13 +285,12 @@ Status Core::Impl::validate(const Message& m) const {
       if (m.term == 0) return invalid("vote request with term 0");
       if (m.log_term > m.term) return invalid("vote request: last log term above its term");
       break;
+    case MessageType::kDurable:
+      if (m.log_term != m.term) return invalid("durable: the entry's term is not the leader's");
+      [[fallthrough]];
     case MessageType::kHeartbeat:
     case MessageType::kTimeoutNow:
       if (m.term == 0) return invalid("leader message with term 0");
-      break;
-    case MessageType::kDurable:
-      if (m.term == 0) return invalid("leader message with term 0");
-      if (m.log_term != m.term) return invalid("durable: the entry's term is not the leader's");
       break;
     case MessageType::kAppend: {
       if (m.term == 0) return invalid("append with term 0");
@@ -574,10 +573,7 @@ Status Core::Impl::step(const Message& m) {
     } else if (m.type == MessageType::kPreVoteResponse && !m.reject) {
       // A granted pre-vote carries the term we asked for; we adopt it only when we campaign.
     } else {
-      const bool from_leader = m.type == MessageType::kAppend ||
-                               m.type == MessageType::kHeartbeat ||
-                               m.type == MessageType::kSnapshot || m.type == MessageType::kDurable;
-      become_follower(m.term, from_leader ? m.from : kNoNode);
+      become_follower(m.term, names_the_leader(m.type) ? m.from : kNoNode);
     }
   } else if (m.term < term_) {
     if ((cfg_.check_quorum || cfg_.pre_vote) &&

@@ -118,6 +118,12 @@ enum class MessageType : uint8_t {
 
 const char* message_type_name(MessageType type);
 
+// Sent only by the leader of the message's term, naming it leader to whoever receives it.
+inline bool names_the_leader(MessageType type) {
+  return type == MessageType::kAppend || type == MessageType::kHeartbeat ||
+         type == MessageType::kSnapshot || type == MessageType::kDurable;
+}
+
 // kForward's `index` when all its commands may wait (0 otherwise, and from older versions).
 inline constexpr uint64_t kForwardMayWait = 1;
 

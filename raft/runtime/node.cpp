@@ -457,10 +457,7 @@ void Node::step_messages(const std::vector<Message>& messages) {
     }
     if (message.commit > last_heard_commit_) last_heard_commit_ = message.commit;
     auto stepped = core_->step(message);
-    const bool from_leader =
-        message.type == MessageType::kAppend || message.type == MessageType::kHeartbeat ||
-        message.type == MessageType::kSnapshot || message.type == MessageType::kDurable;
-    if (stepped && from_leader && message.from == core_->leader_id()) {
+    if (stepped && names_the_leader(message.type) && message.from == core_->leader_id()) {
       watched_leader_ = message.from;  // heard from the leader: it is not silent
       leader_silent_ticks_ = 0;
     }
