@@ -210,6 +210,7 @@ int main(int argc, char** argv) {
   };
   Status started = transport->start();
   if (started) started = api.start();
+  if (started && api.loop_source() != nullptr) node.add_loop_source(api.loop_source());
   if (started) started = node.start();
   if (!started) {
     shutdown();

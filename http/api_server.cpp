@@ -394,9 +394,19 @@ Status ApiServer::start() {
   server_->set_thread_count(options_.threads);
   metrics_.set_client_connections_source([server = server_.get()] {
     const auto stats = server->connection_stats();
-    return metrics::ClientConnections{stats.open, stats.parked, stats.parks};
+    return metrics::ClientConnections{stats.open, stats.parked, stats.parks, stats.loop_requests};
   });
   register_handlers(*server_, ".*");
+  if (options_.serve_on_raft_loop) {
+    // Both answer later (or at once, refused) and never wait for the loop.
+    server_->enable_loop_serving([](std::string_view line) {
+      constexpr std::string_view kPrefix = "POST /v1/locks/";
+      const size_t space = line.rfind(' ');
+      if (!line.starts_with(kPrefix) || space == std::string_view::npos) return false;
+      const std::string_view target = line.substr(0, space);
+      return target.ends_with("/acquire") || target.ends_with("/release");
+    });
+  }
   // Plain requests skip httplib's request processing (see StreamServer::set_direct_handler); an
   // event stream (observe with Accept: text/event-stream) is written by httplib's content
   // provider, so it is declined here.

@@ -27,6 +27,9 @@ struct ApiServerOptions {
   size_t threads = 512;  // a waiting observe holds a thread (an acquire or campaign does not)
   size_t max_body_bytes = 64 * 1024;
   std::chrono::milliseconds forward_timeout{10000};
+  // Lock acquires and releases on a keep-alive connection are read and served by the node's Raft
+  // loop itself (StreamServer::enable_loop_serving), once the loop serves loop_source().
+  bool serve_on_raft_loop = true;
 };
 
 class ApiServer {
@@ -42,6 +45,9 @@ class ApiServer {
   Status start();
   void stop();
   int port() const { return bound_port_; }
+  // After start(), for the node's loop (Node::add_loop_source); nullptr when the loop does not
+  // serve client requests.
+  raft::LoopSource* loop_source() { return server_ ? server_->loop_source() : nullptr; }
 
   // Serves the client API (for requests another node forwards to the leader) on `server`.
   void install(httplib::Server& server);

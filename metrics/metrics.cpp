@@ -275,6 +275,10 @@ std::vector<MetricFamily> Metrics::client_connection_families(
       single_family("raftlock_http_connection_parks_total",
                     "Times a client-port connection idle for 100 ms gave its thread back.",
                     MetricType::Counter, static_cast<double>(connections.parks)));
+  out.push_back(single_family(
+      "raftlock_http_loop_requests_total",
+      "Client requests (lock acquires and releases) the Raft loop read and served itself.",
+      MetricType::Counter, static_cast<double>(connections.loop_requests)));
   return out;
 }
 

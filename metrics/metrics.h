@@ -35,6 +35,7 @@ struct ClientConnections {
   size_t open = 0;     // accepted and not closed yet
   size_t parked = 0;   // idle (or a request header still coming in), waiting without a thread
   uint64_t parks = 0;  // times a connection was parked
+  uint64_t loop_requests = 0;  // requests the Raft loop read and served itself
 };
 
 class Metrics {

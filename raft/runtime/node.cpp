@@ -502,6 +502,7 @@ void Node::wait_for_events(Clock::time_point deadline, bool zero_wait,
   poll_fds_.clear();
   poll_fds_.push_back({wake_fd_, POLLIN, 0});
   for (int fd : inbox_fds_) poll_fds_.push_back({fd, POLLIN, 0});
+  for (LoopSource* source : loop_sources_) poll_fds_.push_back({source->descriptor(), POLLIN, 0});
   if (zero_wait && poll_fds_.size() == 1) return;  // nothing to read
   const timespec no_wait{0, 0};
   int ready = 0;
@@ -533,12 +534,17 @@ void Node::wait_for_events(Clock::time_point deadline, bool zero_wait,
     uint64_t count = 0;
     [[maybe_unused]] const ssize_t drained = ::read(wake_fd_, &count, sizeof(count));
   }
-  for (size_t i = 1; i < poll_fds_.size(); ++i) {
+  const size_t sources_from = 1 + inbox_fds_.size();
+  for (size_t i = 1; i < sources_from; ++i) {
     if (poll_fds_[i].revents != 0) inbox_->read(poll_fds_[i].fd, inbound);
+  }
+  for (size_t i = sources_from; i < poll_fds_.size(); ++i) {
+    if (poll_fds_[i].revents != 0) loop_sources_[i - sources_from]->on_readable();
   }
 }
 
 void Node::run_loop() {
+  for (LoopSource* source : loop_sources_) source->set_attached(true);
   auto next_tick = Clock::now() + options_.tick_interval;
   std::vector<Message> inbound;
   while (true) {
@@ -595,6 +601,7 @@ void Node::run_loop() {
     publish_status();
   }
   if (inbox_) inbox_->detach();
+  for (LoopSource* source : loop_sources_) source->set_attached(false);
   // A clean stop writes the commit index still deferred, so a restart applies all it knew.
   write_deferred_commit(Clock::now());
   // Shutdown: fail everything still waiting, and every task posted from now on.

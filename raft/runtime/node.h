@@ -22,6 +22,7 @@
 #include "common/result.h"
 #include "raft/core.h"
 #include "raft/loop_inbox.h"
+#include "raft/loop_source.h"
 #include "raft/state_machine.h"
 #include "storage/log_store.h"
 
@@ -152,6 +153,9 @@ class Node {
   }
   // Before start(): the loop also reads `inbox`'s connections (it must outlive the loop).
   void set_inbox(LoopInbox* inbox) { inbox_ = inbox; }
+  // Before start(): the loop also polls `source`'s descriptor and serves it (it must outlive the
+  // loop). The loop attaches it when it starts and detaches it when it ends.
+  void add_loop_source(LoopSource* source) { loop_sources_.push_back(source); }
   // Before start(). Fast failover: a follower that has not heard from its leader for two
   // heartbeat intervals probes it; a refused connection means the leader's process is gone and
   // the follower campaigns at once (see report_leader_down) instead of waiting for the election
@@ -369,6 +373,7 @@ class Node {
   std::thread prober_;
 
   LoopInbox* inbox_ = nullptr;
+  std::vector<LoopSource*> loop_sources_;
   std::vector<int> inbox_fds_;    // loop thread
   std::vector<pollfd> poll_fds_;  // loop thread
   int wake_fd_ = -1;              // an eventfd: written to wake the loop from its poll

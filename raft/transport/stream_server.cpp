@@ -1,6 +1,7 @@
 #include "raft/transport/stream_server.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -8,6 +9,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -390,6 +392,23 @@ BufferedSocketStream::Await BufferedSocketStream::receive_more() {
   return Await::kReady;
 }
 
+BufferedSocketStream::Await BufferedSocketStream::receive_available() {
+  if (begin_ > 0) {
+    std::memmove(buffer_, buffer_ + begin_, buffered());
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == sizeof(buffer_)) return Await::kReady;
+  ssize_t n;
+  do {
+    n = ::recv(sock_, buffer_ + end_, sizeof(buffer_) - end_, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Await::kTimedOut;
+  if (n <= 0) return Await::kClosed;
+  end_ += static_cast<size_t>(n);
+  return Await::kReady;
+}
+
 bool BufferedSocketStream::has_header_block() const {
   // A full buffer counts as one: what does not fit is read by whoever serves the request.
   const std::string_view got = buffered_view();
@@ -578,8 +597,10 @@ StreamServer::~StreamServer() {
   if (watcher_.joinable()) watcher_.join();
   std::lock_guard lock(mutex_);
   while (!parked_.empty()) close_parked_locked(parked_.begin()->first);
+  while (!loop_parked_.empty()) close_parked_locked(loop_parked_.begin()->first);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (loop_epoll_fd_ >= 0) ::close(loop_epoll_fd_);
 }
 
 void StreamServer::set_thread_count(size_t threads) {
@@ -597,11 +618,13 @@ void StreamServer::detach_pool(Pool* pool) {
   pool_ = nullptr;
   // Nothing could serve them any more.
   while (!parked_.empty()) close_parked_locked(parked_.begin()->first);
+  while (!loop_parked_.empty()) close_parked_locked(loop_parked_.begin()->first);
 }
 
 StreamServer::ConnectionStats StreamServer::connection_stats() const {
   std::lock_guard lock(mutex_);
-  return {open_.size(), parked_.size(), parks_};
+  return {open_.size(), parked_.size() + loop_parked_.size(), parks_, loop_parked_.size(),
+          loop_requests_.load(std::memory_order_relaxed)};
 }
 
 void StreamServer::shut_down_connections() {
@@ -610,16 +633,28 @@ void StreamServer::shut_down_connections() {
   const bool again = closing_;
   closing_ = true;
   while (!parked_.empty()) close_parked_locked(parked_.begin()->first);
+  while (!loop_parked_.empty()) close_parked_locked(loop_parked_.begin()->first);
   for (const auto& [sock, idle] : open_) ::shutdown(sock, idle || again ? SHUT_RDWR : SHUT_RD);
 }
 
+StreamServer::Connection* StreamServer::find_parked_locked(int sock) {
+  if (const auto it = parked_.find(sock); it != parked_.end()) return it->second.get();
+  if (const auto it = loop_parked_.find(sock); it != loop_parked_.end()) return it->second.get();
+  return nullptr;
+}
+
 void StreamServer::close_parked_locked(int sock) {
-  const auto it = parked_.find(sock);
-  if (it == parked_.end()) return;
+  auto it = parked_.find(sock);
+  int set = epoll_fd_;
+  if (it == parked_.end()) {
+    it = loop_parked_.find(sock);
+    if (it == loop_parked_.end()) return;
+    set = loop_epoll_fd_;
+  }
   deadlines_.erase({it->second->deadline, sock});
   const auto guard = it->second->guard;
-  parked_.erase(it);
-  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
+  (set == epoll_fd_ ? parked_ : loop_parked_).erase(it);
+  ::epoll_ctl(set, EPOLL_CTL_DEL, sock, nullptr);
   // As at the end of serve(): untracked before it is closed, under the lock.
   open_.erase(sock);
   std::lock_guard closing(guard->mu);
@@ -730,6 +765,9 @@ bool StreamServer::serve(std::shared_ptr<Connection> conn) {
       set_receive_timeout(sock, thread_wait_ms());
       conn->waits_out_deadline = false;
     }
+    // Loop serving: the next request is the loop's to read (whatever is buffered already is a
+    // pipelined request, served here).
+    if (loop_epoll_fd_ >= 0 && stream.buffered_view().empty() && hand_to_loop(conn)) return true;
   }
   {
     // Untrack before closing, under the lock: shut_down_connections never touches a descriptor
@@ -749,10 +787,8 @@ bool StreamServer::owes_answer(Connection& conn) {
   return conn.guard->pending;
 }
 
-bool StreamServer::park(const std::shared_ptr<Connection>& conn) {
-  if (!parks_idle()) return false;
-  std::lock_guard lock(mutex_);
-  if (stopping_locked() || pool_ == nullptr || watcher_stop_) return false;
+bool StreamServer::start_watcher_locked() {
+  if (watcher_stop_) return false;
   if (!watcher_.joinable()) {
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -769,6 +805,13 @@ bool StreamServer::park(const std::shared_ptr<Connection>& conn) {
     }
     watcher_ = std::thread([this] { watch_parked(); });
   }
+  return true;
+}
+
+bool StreamServer::park(const std::shared_ptr<Connection>& conn) {
+  if (!parks_idle()) return false;
+  std::lock_guard lock(mutex_);
+  if (stopping_locked() || pool_ == nullptr || !start_watcher_locked()) return false;
   epoll_event event{};
   event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
   event.data.fd = conn->sock;
@@ -781,6 +824,182 @@ bool StreamServer::park(const std::shared_ptr<Connection>& conn) {
     (void)::write(wake_fd_, &one, sizeof(one));
   }
   return true;
+}
+
+// The Raft loop's side of loop serving.
+class StreamServer::LoopSide final : public LoopSource {
+ public:
+  explicit LoopSide(StreamServer& server) : server_(server) {}
+  int descriptor() const override { return server_.loop_epoll_fd_; }
+  void on_readable() override { server_.serve_loop_ready(); }
+  void set_attached(bool attached) override { server_.set_loop_attached(attached); }
+
+ private:
+  StreamServer& server_;
+};
+
+void StreamServer::enable_loop_serving(std::function<bool(std::string_view)> eligible) {
+  loop_epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (loop_epoll_fd_ < 0) {
+    spdlog::warn("client connections: epoll_create1 failed ({}); served by threads only",
+                 std::strerror(errno));
+    return;
+  }
+  loop_eligible_ = std::move(eligible);
+  loop_side_ = std::make_unique<LoopSide>(*this);
+}
+
+LoopSource* StreamServer::loop_source() {
+  return loop_side_.get();
+}
+
+void StreamServer::set_loop_attached(bool attached) {
+  std::lock_guard lock(mutex_);
+  loop_attached_ = attached;
+  if (attached) return;
+  // Nobody polls the loop's set any more: its connections are the pool's again.
+  while (!loop_parked_.empty()) {
+    auto it = loop_parked_.begin();
+    if (pool_ == nullptr || stopping_locked()) {
+      close_parked_locked(it->first);
+      continue;
+    }
+    std::shared_ptr<Connection> conn = std::move(it->second);
+    loop_parked_.erase(it);
+    deadlines_.erase({conn->deadline, conn->sock});
+    ::epoll_ctl(loop_epoll_fd_, EPOLL_CTL_DEL, conn->sock, nullptr);
+    pool_->enqueue([this, conn = std::move(conn)] {
+      set_thread_name(options_.thread_name);
+      serve(conn);
+    });
+  }
+}
+
+bool StreamServer::hand_to_loop(const std::shared_ptr<Connection>& conn) {
+  std::lock_guard lock(mutex_);
+  if (!loop_attached_ || stopping_locked() || pool_ == nullptr || !start_watcher_locked()) {
+    return false;
+  }
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
+  event.data.fd = conn->sock;
+  if (::epoll_ctl(loop_epoll_fd_, EPOLL_CTL_ADD, conn->sock, &event) != 0) return false;
+  loop_parked_[conn->sock] = conn;
+  // Its idle deadline is the watcher's to keep, as a parked connection's.
+  deadlines_.emplace(conn->deadline, conn->sock);
+  if (conn->deadline < watcher_wakes_at_) {
+    const uint64_t one = 1;
+    (void)::write(wake_fd_, &one, sizeof(one));
+  }
+  return true;
+}
+
+void StreamServer::to_pool(std::shared_ptr<Connection> conn) {
+  std::lock_guard lock(mutex_);
+  if (pool_ == nullptr || stopping_locked()) {
+    open_.erase(conn->sock);
+    std::lock_guard closing(conn->guard->mu);
+    conn->guard->closed = true;
+    ::shutdown(conn->sock, SHUT_RDWR);
+    ::close(conn->sock);
+    return;
+  }
+  pool_->enqueue([this, conn = std::move(conn)] {
+    set_thread_name(options_.thread_name);
+    serve(conn);
+  });
+}
+
+void StreamServer::close_connection(Connection& conn) {
+  std::lock_guard lock(mutex_);
+  open_.erase(conn.sock);
+  std::lock_guard closing(conn.guard->mu);
+  conn.guard->closed = true;
+  ::shutdown(conn.sock, SHUT_RDWR);
+  ::close(conn.sock);
+}
+
+void StreamServer::serve_loop_ready() {
+  epoll_event events[64];
+  const int n = ::epoll_wait(loop_epoll_fd_, events, 64, 0);
+  for (int i = 0; i < n; ++i) {
+    std::shared_ptr<Connection> conn;
+    {
+      std::lock_guard lock(mutex_);
+      const auto it = loop_parked_.find(events[i].data.fd);
+      if (it == loop_parked_.end()) continue;  // closed meanwhile (idle, or a shutdown)
+      conn = std::move(it->second);
+      loop_parked_.erase(it);
+      deadlines_.erase({conn->deadline, conn->sock});
+      ::epoll_ctl(loop_epoll_fd_, EPOLL_CTL_DEL, conn->sock, nullptr);
+    }
+    serve_on_loop(std::move(conn));
+  }
+}
+
+void StreamServer::serve_on_loop(std::shared_ptr<Connection> conn) {
+  BufferedSocketStream& stream = conn->stream;
+  const auto got = stream.receive_available();
+  // A request not all there yet (a client that writes its body after its header) waits for the
+  // rest here too, within the read timeout as on a thread.
+  auto wait_for_the_rest = [&] {
+    if (!conn->request_begun) {
+      conn->request_begun = true;
+      conn->deadline = std::chrono::steady_clock::now() + options_.read_timeout;
+    }
+    if (!hand_to_loop(conn)) to_pool(std::move(conn));
+  };
+  if (got == BufferedSocketStream::Await::kTimedOut && stream.buffered_view().empty()) {
+    if (!hand_to_loop(conn)) to_pool(std::move(conn));  // nothing there after all
+    return;
+  }
+  const std::string_view view = stream.buffered_view();
+  const size_t line_end = view.find("\r\n");
+  if (got != BufferedSocketStream::Await::kClosed && line_end == std::string_view::npos &&
+      view.size() < BufferedSocketStream::kBufferBytes &&
+      view.find('\n') == std::string_view::npos) {
+    return wait_for_the_rest();
+  }
+  // The loop never waits on a client: it serves only a request whose line it can see now, on a
+  // connection that owes no answer and has read every answer written to it (so this one's, a
+  // few hundred bytes, goes into an empty send buffer at once).
+  int unsent = -1;
+  const bool loop_serves =
+      got != BufferedSocketStream::Await::kClosed && line_end != std::string_view::npos &&
+      conn->served + 1 < keep_alive_max_count_ && loop_eligible_(view.substr(0, line_end)) &&
+      !owes_answer(*conn) && ::ioctl(conn->sock, SIOCOUTQ, &unsent) == 0 && unsent == 0;
+  if (!loop_serves) return to_pool(std::move(conn));
+  bool stopping;
+  {
+    std::lock_guard lock(mutex_);
+    stopping = stopping_locked();
+    if (!stopping) open_[conn->sock] = false;
+  }
+  if (stopping) return to_pool(std::move(conn));  // (which closes it)
+  // No read here waits (a request not whole in the buffer is declined untouched), and a request
+  // whose answer could not be deferred is declined too: a thread serves those.
+  stream.set_read_timeout_ms(0);
+  bool connection_closed = false;
+  bool incomplete = false;
+  // Counted before its answer can reach the client.
+  loop_requests_.fetch_add(1, std::memory_order_relaxed);
+  const auto direct =
+      serve_directly(stream, false, connection_closed, conn->guard, true, &incomplete);
+  if (!direct) loop_requests_.fetch_sub(1, std::memory_order_relaxed);
+  stream.set_read_timeout_ms(static_cast<int>(options_.read_timeout.count()));
+  bool ok = direct.value_or(false);
+  if (direct && !stream.flush()) ok = false;
+  {
+    std::lock_guard lock(mutex_);
+    open_[conn->sock] = true;
+    if (closing_) ok = false;
+  }
+  if (!direct) return incomplete ? wait_for_the_rest() : to_pool(std::move(conn));
+  if (!ok || connection_closed) return close_connection(*conn);
+  ++conn->served;
+  conn->deadline = std::chrono::steady_clock::now() + options_.keep_alive_idle;
+  conn->request_begun = false;
+  if (!stream.buffered_view().empty() || !hand_to_loop(conn)) to_pool(std::move(conn));
 }
 
 void StreamServer::watch_parked() {
@@ -824,13 +1043,12 @@ void StreamServer::watch_parked() {
     const auto now = Clock::now();
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
       const int sock = deadlines_.begin()->second;
-      const auto parked = parked_.find(sock);
-      if (parked != parked_.end() && !parked->second->request_begun &&
-          owes_answer(*parked->second)) {
+      Connection* parked = find_parked_locked(sock);
+      if (parked != nullptr && !parked->request_begun && owes_answer(*parked)) {
         // Not idle: a request on it is still being answered.
         deadlines_.erase(deadlines_.begin());
-        parked->second->deadline = now + options_.keep_alive_idle;
-        deadlines_.emplace(parked->second->deadline, sock);
+        parked->deadline = now + options_.keep_alive_idle;
+        deadlines_.emplace(parked->deadline, sock);
         continue;
       }
       close_parked_locked(sock);
@@ -922,7 +1140,8 @@ bool StreamServer::await_deferred(Connection& conn) {
 
 std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, bool last,
                                                  bool& connection_closed,
-                                                 const std::shared_ptr<ConnectionGuard>& guard) {
+                                                 const std::shared_ptr<ConnectionGuard>& guard,
+                                                 bool only_deferrable, bool* incomplete) {
   // httplib answers a socket it cannot select() on with 500 (it is built without poll support);
   // such a connection stays with it so that every connection is answered alike.
   if (stream.socket() >= FD_SETSIZE) return std::nullopt;
@@ -940,7 +1159,9 @@ std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, b
     for (size_t i = got.find('\n'); i != std::string_view::npos; i = got.find('\n', i + 1)) {
       if (i == 0 || got[i - 1] != '\r') return std::nullopt;
     }
-    if (got.size() >= BufferedSocketStream::kBufferBytes || !stream.read_more()) {
+    if (got.size() >= BufferedSocketStream::kBufferBytes) return std::nullopt;
+    if (!stream.read_more()) {
+      if (incomplete != nullptr) *incomplete = true;
       return std::nullopt;
     }
   }
@@ -1001,7 +1222,10 @@ std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, b
   const size_t request_bytes = head_end + 4 + body_length;
   if (request_bytes > BufferedSocketStream::kBufferBytes) return std::nullopt;
   while (stream.buffered_view().size() < request_bytes) {
-    if (!stream.read_more()) return std::nullopt;
+    if (!stream.read_more()) {
+      if (incomplete != nullptr) *incomplete = true;
+      return std::nullopt;
+    }
   }
   req.body.assign(stream.buffered_view().substr(head_end + 4, body_length));
 
@@ -1021,6 +1245,7 @@ std::optional<bool> StreamServer::serve_directly(BufferedSocketStream& stream, b
   slot.req = &req;
   slot.allowed =
       !last && connection != "close" && !(req.version == "HTTP/1.0" && connection != "Keep-Alive");
+  if (only_deferrable && !slot.allowed) return std::nullopt;
   tl_defer_slot = &slot;
   bool threw = false;
   try {

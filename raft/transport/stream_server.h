@@ -28,6 +28,8 @@
 #include <thread>
 #include <utility>
 
+#include "raft/loop_source.h"
+
 namespace raftlock::raft::transport {
 
 // httplib::Stream over one connected socket; every wait is bounded by a timeout.
@@ -65,6 +67,9 @@ class BufferedSocketStream final : public httplib::Stream {
   // One blocking recv() into the buffer, bounded by SO_RCVTIMEO (as await_request); kReady at
   // once when the buffer is full.
   Await receive_more();
+  // One recv() that does not wait: kReady when bytes came (or the buffer is full), kTimedOut when
+  // none were there, kClosed at the end of the stream or on an error.
+  Await receive_available();
   // Does the buffer hold a header block's end (an empty line), or is it full?
   bool has_header_block() const;
   // Drops the first n buffered bytes (n <= buffered_view().size()).
@@ -215,14 +220,27 @@ class StreamServer final : public httplib::Server {
   // The bytes the direct path writes for `res`.
   std::string format_direct_response(bool close_connection, const httplib::Request& req,
                                      httplib::Response& res);
+  // Loop serving (set before listening): between requests a keep-alive connection waits in an
+  // epoll set that an event loop polls (loop_source(): the Raft loop's), and that loop serves on
+  // its own thread each request that is whole in the buffer, on the direct path, accepted by
+  // `eligible` (given the request line) and answerable later (StreamServer::defer_answer), so no
+  // thread wakes between the client and the loop. Everything else (another request, one cut in
+  // two, a pipelined one, one on a connection owing an answer or with unread answers, any request
+  // while no loop is attached) goes to the pool as before. `eligible` must accept only requests
+  // whose handler never waits for the loop: it answers at once or defers its answer.
+  void enable_loop_serving(std::function<bool(std::string_view request_line)> eligible);
+  // The loop's side (nullptr unless loop serving is enabled).
+  LoopSource* loop_source();
   // How many requests the direct path answered (for tests and metrics).
   size_t direct_requests() const { return direct_requests_.load(std::memory_order_relaxed); }
   // The server's connections now, and how often one waited for its next request without a
   // thread (tests, metrics).
   struct ConnectionStats {
-    size_t open = 0;     // accepted and not closed yet (parked ones included)
-    size_t parked = 0;   // waiting for their next request without a thread
-    uint64_t parks = 0;  // times a connection was parked
+    size_t open = 0;             // accepted and not closed yet (parked ones included)
+    size_t parked = 0;           // waiting for their next request without a thread (loop's set too)
+    uint64_t parks = 0;          // times a connection was parked
+    size_t loop_parked = 0;      // of `parked`, those in the loop's set (loop serving)
+    uint64_t loop_requests = 0;  // requests the loop served itself
   };
   ConnectionStats connection_stats() const;
 
@@ -243,8 +261,25 @@ class StreamServer final : public httplib::Server {
   // The watcher's loop: parked connections that became readable go back to the pool; those idle
   // for keep_alive_idle are closed.
   void watch_parked();
-  // Under mutex_: closes a parked connection.
+  // Under mutex_: closes a parked connection (in the watcher's set or the loop's).
   void close_parked_locked(int sock);
+  // Under mutex_: the parked connection on `sock` in either set, or nullptr.
+  Connection* find_parked_locked(int sock);
+  // Under mutex_: starts the thread that closes idle parked connections; false if it cannot.
+  bool start_watcher_locked();
+  // Loop serving: hands a connection between requests to the loop's set; false when it cannot
+  // (no loop attached, the server is stopping), and the caller keeps it.
+  bool hand_to_loop(const std::shared_ptr<Connection>& conn);
+  // Loop thread: serves the loop's readable connections.
+  void serve_loop_ready();
+  // Loop thread: serves the connection's next request if the loop may, else hands it to the pool.
+  void serve_on_loop(std::shared_ptr<Connection> conn);
+  // The loop started or stopped serving: when it stops, its connections go to the pool.
+  void set_loop_attached(bool attached);
+  // A connection to be served by a pool thread (closed when there is no pool any more).
+  void to_pool(std::shared_ptr<Connection> conn);
+  // Closes a connection no set holds, untracking it first.
+  void close_connection(Connection& conn);
   void attach_pool(Pool* pool);
   void detach_pool(Pool* pool);
   bool stopping_locked() const { return closing_ || svr_sock_ == INVALID_SOCKET; }
@@ -260,9 +295,13 @@ class StreamServer final : public httplib::Server {
   // Serves the buffered request through the direct path: nullopt when it is not plain or the
   // handler declined (nothing consumed; httplib serves it), else whether the connection stays
   // usable. Sets connection_closed when the request asked for the connection to be closed.
+  // With only_deferrable, a request whose answer could not be deferred (the connection closes
+  // after it) is declined too. `incomplete` (if given) is set when it was declined because the
+  // request is not all there yet and no more came within the stream's read timeout.
   std::optional<bool> serve_directly(BufferedSocketStream& stream, bool last,
                                      bool& connection_closed,
-                                     const std::shared_ptr<ConnectionGuard>& guard);
+                                     const std::shared_ptr<ConnectionGuard>& guard,
+                                     bool only_deferrable = false, bool* incomplete = nullptr);
   // close_connection: the answer says "Connection: close" (the request asked for it, or it is
   // the connection's last).
   bool write_direct_response(BufferedSocketStream& stream, bool close_connection,
@@ -293,6 +332,15 @@ class StreamServer final : public httplib::Server {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;  // an eventfd: wakes the watcher (an earlier deadline, or stop)
   std::thread watcher_;
+  // Loop serving (see enable_loop_serving): the loop's epoll set, and its connections (under
+  // mutex_, their idle deadlines in deadlines_ with the watcher's).
+  class LoopSide;
+  std::unique_ptr<LoopSide> loop_side_;
+  std::function<bool(std::string_view)> loop_eligible_;
+  int loop_epoll_fd_ = -1;
+  bool loop_attached_ = false;
+  std::map<int, std::shared_ptr<Connection>> loop_parked_;
+  std::atomic<uint64_t> loop_requests_{0};
 };
 
 // httplib::ClientImpl that talks through BufferedSocketStream (a request's header block and body

@@ -244,6 +244,37 @@ TEST_F(ObservabilityCluster, LockAcquisitionsAreCountedByOutcomeWithRequestsByRo
   EXPECT_EQ(sample(after, latency).value_or(0) - sample(before, latency).value_or(0), 4);
 }
 
+TEST_F(ObservabilityCluster, LockRequestsOnAKeepAliveConnectionAreServedByTheRaftLoop) {
+  // After a connection's first request, its lock acquires and releases are read and answered by
+  // the node's Raft loop (no thread between the client and the loop); a follower's go on to the
+  // leader from there. Other requests (here the lease's creation) are a thread's, and the
+  // connection then comes back to the loop.
+  for (const int via : {followers_[0], leader_}) {
+    httplib::Client client("127.0.0.1", cluster_->client_port(via));
+    client.set_keep_alive(true);
+    client.set_tcp_nodelay(true);
+    auto post = [&](const std::string& path, const Json& body) {
+      auto result = client.Post(path, body.dump(), "application/json");
+      EXPECT_TRUE(result) << path;
+      return result ? std::make_pair(result->status, Json::parse(result->body, nullptr, false))
+                    : std::make_pair(0, Json());
+    };
+    const double before = value(via, "raftlock_http_loop_requests_total");
+    const auto [created, lease] = post("/v1/leases", {{"ttl_ms", 60000}});
+    ASSERT_EQ(created, 201) << lease.dump();
+    const std::string lock = "/v1/locks/obs-loop-" + std::to_string(via);
+    for (int i = 0; i < 5; ++i) {
+      const auto [acquired, holder] = post(lock + "/acquire", {{"lease_id", lease["lease_id"]}});
+      ASSERT_EQ(acquired, 200) << holder.dump();
+      const auto [released, answer] =
+          post(lock + "/release",
+               {{"lease_id", lease["lease_id"]}, {"fencing_token", holder["fencing_token"]}});
+      ASSERT_EQ(released, 200) << answer.dump();
+    }
+    EXPECT_EQ(value(via, "raftlock_http_loop_requests_total") - before, 10) << "node " << via;
+  }
+}
+
 TEST_F(ObservabilityCluster, LocksHeldWaitersLeasesAndExpirationsAreExported) {
   const std::string lock = "obs-gauges";
   const uint64_t holder = new_lease(leader_);

@@ -229,7 +229,7 @@ TEST(Metrics, TransportStatsBecomePerPeerSeriesLabelledByNodeId) {
 TEST(Metrics, ClientConnectionsAreReadAtScrapeTime) {
   Metrics metrics;
   EXPECT_EQ(metrics.serialize().find("raftlock_http_connections_open"), std::string::npos);
-  ClientConnections now{7, 5, 40};
+  ClientConnections now{7, 5, 40, 12};
   metrics.set_client_connections_source([&now] { return now; });
   std::string text = metrics.serialize();
   EXPECT_EQ(sample(text, "raftlock_http_connections_open"), 7);
@@ -237,11 +237,14 @@ TEST(Metrics, ClientConnectionsAreReadAtScrapeTime) {
   EXPECT_EQ(sample(text, "raftlock_http_connection_parks_total"), 40);
   EXPECT_NE(text.find("# TYPE raftlock_http_connections_parked gauge"), std::string::npos);
   EXPECT_NE(text.find("# TYPE raftlock_http_connection_parks_total counter"), std::string::npos);
-  now = {2, 0, 41};
+  EXPECT_EQ(sample(text, "raftlock_http_loop_requests_total"), 12);
+  EXPECT_NE(text.find("# TYPE raftlock_http_loop_requests_total counter"), std::string::npos);
+  now = {2, 0, 41, 13};
   text = metrics.serialize();
   EXPECT_EQ(sample(text, "raftlock_http_connections_open"), 2);
   EXPECT_EQ(sample(text, "raftlock_http_connections_parked"), 0);
   EXPECT_EQ(sample(text, "raftlock_http_connection_parks_total"), 41);
+  EXPECT_EQ(sample(text, "raftlock_http_loop_requests_total"), 13);
   metrics.set_client_connections_source(nullptr);
   EXPECT_EQ(metrics.serialize().find("raftlock_http_connections_open"), std::string::npos);
 }
