@@ -655,12 +655,30 @@ void StreamServer::close_parked_locked(int sock) {
   const auto guard = it->second->guard;
   (set == epoll_fd_ ? parked_ : loop_parked_).erase(it);
   ::epoll_ctl(set, EPOLL_CTL_DEL, sock, nullptr);
-  // As at the end of serve(): untracked before it is closed, under the lock.
+  close_locked(sock, *guard);
+}
+
+void StreamServer::close_locked(int sock, ConnectionGuard& guard) {
+  // Untracked before it is closed, under the lock: shut_down_connections never touches a
+  // descriptor number that has been closed (and possibly reused).
   open_.erase(sock);
-  std::lock_guard closing(guard->mu);
-  guard->closed = true;
+  std::lock_guard closing(guard.mu);
+  guard.closed = true;
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);
+}
+
+void StreamServer::close_connection(Connection& conn) {
+  std::lock_guard lock(mutex_);
+  close_locked(conn.sock, *conn.guard);
+}
+
+void StreamServer::enqueue_locked(std::shared_ptr<Connection> conn) {
+  if (pool_ == nullptr || stopping_locked()) return close_locked(conn->sock, *conn->guard);
+  pool_->enqueue([this, conn = std::move(conn)] {
+    set_thread_name(options_.thread_name);
+    serve(conn);
+  });
 }
 
 bool StreamServer::process_and_close_socket(socket_t sock) {
@@ -747,6 +765,15 @@ bool StreamServer::serve(std::shared_ptr<Connection> conn) {
     }
     bool connection_closed = false;
     const bool last = conn->served + 1 == keep_alive_max_count_;
+    // Loop serving: a connection whose request the loop could serve waits for its next request
+    // in the loop's set; any other keeps its thread (reads, keepalives: the loop would only hand
+    // them back to a thread).
+    bool for_the_loop = false;
+    if (loop_eligible_) {
+      const std::string_view view = stream.buffered_view();
+      const size_t line_end = view.find("\r\n");
+      for_the_loop = line_end != std::string_view::npos && loop_eligible_(view.substr(0, line_end));
+    }
     std::optional<bool> direct;
     if (direct_handler_) direct = serve_directly(stream, last, connection_closed, conn->guard);
     ok = direct ? *direct
@@ -765,20 +792,11 @@ bool StreamServer::serve(std::shared_ptr<Connection> conn) {
       set_receive_timeout(sock, thread_wait_ms());
       conn->waits_out_deadline = false;
     }
-    // Loop serving: the next request is the loop's to read (whatever is buffered already is a
-    // pipelined request, served here).
-    if (loop_epoll_fd_ >= 0 && stream.buffered_view().empty() && hand_to_loop(conn)) return true;
+    // The next request is the loop's to read (whatever is buffered already is a pipelined
+    // request, served here).
+    if (for_the_loop && stream.buffered_view().empty() && hand_to_loop(conn)) return true;
   }
-  {
-    // Untrack before closing, under the lock: shut_down_connections never touches a descriptor
-    // number that has been closed (and possibly reused).
-    std::lock_guard lock(mutex_);
-    open_.erase(sock);
-    std::lock_guard closing(conn->guard->mu);
-    conn->guard->closed = true;
-    ::shutdown(sock, SHUT_RDWR);
-    ::close(sock);
-  }
+  close_connection(*conn);
   return ok;
 }
 
@@ -860,18 +878,11 @@ void StreamServer::set_loop_attached(bool attached) {
   // Nobody polls the loop's set any more: its connections are the pool's again.
   while (!loop_parked_.empty()) {
     auto it = loop_parked_.begin();
-    if (pool_ == nullptr || stopping_locked()) {
-      close_parked_locked(it->first);
-      continue;
-    }
     std::shared_ptr<Connection> conn = std::move(it->second);
     loop_parked_.erase(it);
     deadlines_.erase({conn->deadline, conn->sock});
     ::epoll_ctl(loop_epoll_fd_, EPOLL_CTL_DEL, conn->sock, nullptr);
-    pool_->enqueue([this, conn = std::move(conn)] {
-      set_thread_name(options_.thread_name);
-      serve(conn);
-    });
+    enqueue_locked(std::move(conn));
   }
 }
 
@@ -896,27 +907,7 @@ bool StreamServer::hand_to_loop(const std::shared_ptr<Connection>& conn) {
 
 void StreamServer::to_pool(std::shared_ptr<Connection> conn) {
   std::lock_guard lock(mutex_);
-  if (pool_ == nullptr || stopping_locked()) {
-    open_.erase(conn->sock);
-    std::lock_guard closing(conn->guard->mu);
-    conn->guard->closed = true;
-    ::shutdown(conn->sock, SHUT_RDWR);
-    ::close(conn->sock);
-    return;
-  }
-  pool_->enqueue([this, conn = std::move(conn)] {
-    set_thread_name(options_.thread_name);
-    serve(conn);
-  });
-}
-
-void StreamServer::close_connection(Connection& conn) {
-  std::lock_guard lock(mutex_);
-  open_.erase(conn.sock);
-  std::lock_guard closing(conn.guard->mu);
-  conn.guard->closed = true;
-  ::shutdown(conn.sock, SHUT_RDWR);
-  ::close(conn.sock);
+  enqueue_locked(std::move(conn));
 }
 
 void StreamServer::serve_loop_ready() {
@@ -1024,19 +1015,12 @@ void StreamServer::watch_parked() {
       }
       const auto it = parked_.find(sock);
       if (it == parked_.end()) continue;  // closed meanwhile
-      if (pool_ == nullptr || stopping_locked()) {
-        close_parked_locked(sock);
-        continue;
-      }
       // Readable (a request, EOF or an error): back to a thread, which finds out which.
       std::shared_ptr<Connection> conn = std::move(it->second);
       deadlines_.erase({conn->deadline, sock});
       parked_.erase(it);
       ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, sock, nullptr);
-      pool_->enqueue([this, conn = std::move(conn)] {
-        set_thread_name(options_.thread_name);
-        serve(conn);
-      });
+      enqueue_locked(std::move(conn));
     }
     // Idle for keep_alive_idle, or a request's header block not in within the read timeout:
     // closed, as a connection waiting on its thread would be.

@@ -276,10 +276,13 @@ class StreamServer final : public httplib::Server {
   void serve_on_loop(std::shared_ptr<Connection> conn);
   // The loop started or stopped serving: when it stops, its connections go to the pool.
   void set_loop_attached(bool attached);
-  // A connection to be served by a pool thread (closed when there is no pool any more).
+  // A connection to be served by a pool thread (closed when there is no pool any more, or the
+  // server is stopping); enqueue_locked under mutex_.
   void to_pool(std::shared_ptr<Connection> conn);
-  // Closes a connection no set holds, untracking it first.
+  void enqueue_locked(std::shared_ptr<Connection> conn);
+  // Closes a connection no set holds, untracking it first; close_locked under mutex_.
   void close_connection(Connection& conn);
+  void close_locked(int sock, ConnectionGuard& guard);
   void attach_pool(Pool* pool);
   void detach_pool(Pool* pool);
   bool stopping_locked() const { return closing_ || svr_sock_ == INVALID_SOCKET; }

@@ -2,7 +2,8 @@
 // set that an event loop polls (here a test thread standing in for the Raft loop), and the loop
 // serves the eligible requests itself, waiting for the rest of one written in pieces. Everything
 // else (another path, a request that closes its connection, any request once the loop has
-// detached) is served by the pool as before, answers keep their order, idle connections and
+// detached) is served by the pool as before (and a connection whose last request was another's
+// keeps its thread), answers keep their order, idle connections and
 // unfinished requests in the loop's set are closed in time, and a shutdown closes them.
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -161,15 +162,23 @@ TEST_F(LoopServingTest, AfterItsFirstRequestAConnectionsEligibleRequestsAreServe
   EXPECT_EQ(server_->connection_stats().loop_requests, 5u);
 }
 
-TEST_F(LoopServingTest, OtherRequestsAreServedByThreadsAndTheConnectionComesBack) {
+TEST_F(LoopServingTest, AfterAnotherRequestTheConnectionKeepsItsThreadUntilAnEligibleOne) {
   start();
   const int sock = connect();
   EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
   ASSERT_TRUE(waits_in_loop_set(1));
+  // Another request: the loop hands it to a thread, and the connection stays there (a client
+  // reading, say, would otherwise pay the loop's hand-off on every request).
   EXPECT_EQ(exchange(sock, post("/other", "two")), "two");
   EXPECT_NE(last_served_by(), loop_id_);
+  EXPECT_EQ(exchange(sock, post("/other", "three")), "three");
+  EXPECT_NE(last_served_by(), loop_id_);
+  EXPECT_EQ(server_->connection_stats().loop_parked, 0u);
+  // An eligible request on that thread sends the connection back to the loop.
+  EXPECT_EQ(exchange(sock, post("/loop/a", "four")), "four");
+  EXPECT_NE(last_served_by(), loop_id_);
   ASSERT_TRUE(waits_in_loop_set(1));
-  EXPECT_EQ(exchange(sock, post("/loop/a", "three")), "three");
+  EXPECT_EQ(exchange(sock, post("/loop/a", "five")), "five");
   EXPECT_EQ(last_served_by(), loop_id_);
   EXPECT_EQ(server_->connection_stats().loop_requests, 1u);
 }
