@@ -379,30 +379,21 @@ BufferedSocketStream::Await BufferedSocketStream::await_request() {
 }
 
 BufferedSocketStream::Await BufferedSocketStream::receive_more() {
-  if (begin_ > 0) {
-    std::memmove(buffer_, buffer_ + begin_, buffered());
-    end_ -= begin_;
-    begin_ = 0;
-  }
-  if (end_ == sizeof(buffer_)) return Await::kReady;
-  const ssize_t n = recv_retrying(buffer_ + end_, sizeof(buffer_) - end_);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Await::kTimedOut;
-  if (n <= 0) return Await::kClosed;
-  end_ += static_cast<size_t>(n);
-  return Await::kReady;
+  return receive(0);
 }
 
 BufferedSocketStream::Await BufferedSocketStream::receive_available() {
+  return receive(MSG_DONTWAIT);
+}
+
+BufferedSocketStream::Await BufferedSocketStream::receive(int flags) {
   if (begin_ > 0) {
     std::memmove(buffer_, buffer_ + begin_, buffered());
     end_ -= begin_;
     begin_ = 0;
   }
   if (end_ == sizeof(buffer_)) return Await::kReady;
-  ssize_t n;
-  do {
-    n = ::recv(sock_, buffer_ + end_, sizeof(buffer_) - end_, MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = recv_retrying(buffer_ + end_, sizeof(buffer_) - end_, flags);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Await::kTimedOut;
   if (n <= 0) return Await::kClosed;
   end_ += static_cast<size_t>(n);
@@ -489,10 +480,10 @@ bool BufferedSocketStream::send_all(const char* ptr, size_t size) {
   return true;
 }
 
-ssize_t BufferedSocketStream::recv_retrying(char* ptr, size_t size) {
+ssize_t BufferedSocketStream::recv_retrying(char* ptr, size_t size, int flags) {
   ssize_t n;
   do {
-    n = ::recv(sock_, ptr, size, 0);
+    n = ::recv(sock_, ptr, size, flags);
   } while (n < 0 && errno == EINTR);
   return n;
 }

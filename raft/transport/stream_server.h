@@ -87,7 +87,9 @@ class BufferedSocketStream final : public httplib::Stream {
   size_t buffered() const { return end_ - begin_; }
   bool wait_for(short events, int timeout_ms) const;
   bool send_all(const char* ptr, size_t size);
-  ssize_t recv_retrying(char* ptr, size_t size);
+  ssize_t recv_retrying(char* ptr, size_t size, int flags = 0);
+  // receive_more() and receive_available(): one recv() with `flags` into the buffer.
+  Await receive(int flags);
 
   int sock_;
   int read_timeout_ms_;
