@@ -64,6 +64,7 @@ class Core::Impl {
   void campaign_now() { hup(); }
   bool leader_down(NodeId leader);
   bool campaign_if_leaderless();
+  bool election_still_open() const;
   void report_unreachable(NodeId peer);
   void report_snapshot(NodeId peer, bool success);
   bool has_ready() const;
@@ -551,8 +552,23 @@ bool Core::Impl::campaign_if_leaderless() {
   // it is the vote that made the dead leader leader of this very term.
   const bool voted_for_dead_leader = vote_ == dead_leader_ && term_ == dead_leader_term_;
   if (vote_ != kNoNode && vote_ != id_ && !voted_for_dead_leader) return false;
+  // A candidate's own election that can still be won is left to finish: its votes may be on
+  // the way (a voter makes its vote durable before it answers). Starting over would abandon it,
+  // and with a slow disk every retry would abandon the one before. One that cannot be won any
+  // more without the dead leader (a split vote) starts over. A pre-vote may always be asked
+  // again: it changes no term, and late grants for the same term still count.
+  if (role_ == Role::kCandidate && election_still_open()) return false;
   hup();
   return true;
+}
+
+bool Core::Impl::election_still_open() const {
+  size_t possible = 0;  // granted, or not answered by a voter other than the dead leader
+  for (NodeId v : config_.voter_ids()) {
+    auto it = votes_.find(v);
+    if (it != votes_.end() ? it->second : v != dead_leader_) ++possible;
+  }
+  return possible >= config_.quorum();
 }
 
 // ============================ step ============================

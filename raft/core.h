@@ -115,8 +115,10 @@ class Core {
   bool leader_down(NodeId leader);
   // Fast failover, after leader_down(): campaigns now through the election timeout's path (a
   // pre-vote when Config::pre_vote) if this node knows no leader, is not the leader and has not
-  // voted for another candidate in its term (an election it joined is under way). Returns
-  // whether it campaigned.
+  // voted for another candidate in its term (an election it joined is under way). A candidate
+  // whose own election can still be won without the dead leader's vote lets it finish (its
+  // votes may be in flight); a lost one (a split vote) starts over. Returns whether it
+  // campaigned.
   bool campaign_if_leaderless();
   // The runtime could not reach `peer` / finished sending it a snapshot.
   void report_unreachable(NodeId peer);

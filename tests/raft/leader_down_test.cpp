@@ -196,6 +196,75 @@ TEST(LeaderDown, CampaignIfLeaderlessStaysOutOfAnElectionItVotedIn) {
   EXPECT_EQ(c.core(2).role(), Role::kFollower);
 }
 
+// Delivers every queued message addressed to `to` (and nothing else), in order.
+void deliver_to(Cluster& c, NodeId to) {
+  for (auto& m : c.take([to](const Message& m) { return m.to == to; })) {
+    ASSERT_TRUE(c.core(to).step(m).ok());
+  }
+}
+
+// Delivers the messages queued now (not the ones they produce).
+void deliver_round(Cluster& c) {
+  for (auto& m : c.take([](const Message&) { return true; })) {
+    if (m.to == 1) continue;  // the dead leader
+    ASSERT_TRUE(c.core(m.to).step(m).ok());
+  }
+}
+
+TEST(LeaderDown, CampaignIfLeaderlessLetsACandidatesOpenElectionFinish) {
+  Cluster c = led_by_1();
+  const Term term = c.core(1).term();
+  c.isolate(1);
+  ASSERT_TRUE(c.core(2).leader_down(1));
+  ASSERT_TRUE(c.core(3).leader_down(1));
+  ASSERT_TRUE(c.core(2).campaign_if_leaderless());
+  deliver_to(c, 3);  // 2's pre-vote reaches 3
+  deliver_to(c, 2);  // 3's grant reaches 2: a real election for term + 1
+  ASSERT_EQ(c.core(2).role(), Role::kCandidate);
+  ASSERT_EQ(c.core(2).term(), term + 1);
+
+  // 3's vote is still on its way (a slow disk: 3 makes it durable first). A retry now would
+  // abandon this election for the next term; it is left to finish instead.
+  deliver_to(c, 3);
+  EXPECT_FALSE(c.core(2).campaign_if_leaderless());
+  EXPECT_EQ(c.core(2).role(), Role::kCandidate);
+  EXPECT_EQ(c.core(2).term(), term + 1);
+  c.deliver_all();
+  EXPECT_EQ(c.core(2).role(), Role::kLeader);
+  EXPECT_EQ(c.core(2).term(), term + 1);
+  EXPECT_EQ(c.core(3).leader_id(), 2u);
+}
+
+TEST(LeaderDown, CampaignIfLeaderlessStartsOverAfterASplitVote) {
+  Cluster c = led_by_1();
+  const Term term = c.core(1).term();
+  c.isolate(1);
+  ASSERT_TRUE(c.core(2).leader_down(1));
+  ASSERT_TRUE(c.core(3).leader_down(1));
+  // Both campaign at once: each grants the other's pre-vote, each becomes a candidate for
+  // term + 1 having voted for itself, and each refuses the other's vote.
+  ASSERT_TRUE(c.core(2).campaign_if_leaderless());
+  ASSERT_TRUE(c.core(3).campaign_if_leaderless());
+  deliver_round(c);  // the pre-votes cross
+  deliver_round(c);  // the grants cross
+  ASSERT_EQ(c.core(2).role(), Role::kCandidate);
+  ASSERT_EQ(c.core(3).role(), Role::kCandidate);
+  deliver_round(c);  // the vote requests cross
+  deliver_round(c);  // the refusals cross
+  ASSERT_EQ(c.core(2).role(), Role::kCandidate);
+  ASSERT_EQ(c.core(2).term(), term + 1);
+  ASSERT_EQ(c.core(2).status().vote, 2u);
+  ASSERT_EQ(c.core(3).status().vote, 3u);
+  c.take([](const Message&) { return true; });
+
+  // Neither can win term + 1 without the dead leader: a retry starts over, and wins.
+  EXPECT_TRUE(c.core(2).campaign_if_leaderless());
+  c.deliver_all();
+  EXPECT_EQ(c.core(2).role(), Role::kLeader);
+  EXPECT_EQ(c.core(2).term(), term + 2);
+  EXPECT_EQ(c.core(3).leader_id(), 2u);
+}
+
 TEST(LeaderDown, ALeaderThatWasAliveAfterAllIsFollowedAgain) {
   Cluster c = led_by_1();
   ASSERT_TRUE(c.core(2).leader_down(1));
