@@ -25,6 +25,31 @@ Message vote_request(Cluster& c, MessageType type, NodeId from, NodeId to, Term 
   return m;
 }
 
+// Delivers every queued message addressed to `to` (and nothing else), in order.
+void deliver_to(Cluster& c, NodeId to) {
+  for (auto& m : c.take([to](const Message& m) { return m.to == to; })) {
+    ASSERT_TRUE(c.core(to).step(m).ok());
+  }
+}
+
+// Delivers the messages queued now (not the ones they produce).
+void deliver_round(Cluster& c) {
+  for (auto& m : c.take([](const Message&) { return true; })) {
+    if (m.to == 1) continue;  // the dead leader
+    ASSERT_TRUE(c.core(m.to).step(m).ok());
+  }
+}
+
+// Leader 1's process is gone and both followers noticed (leader_down); `term` is 1's term.
+Cluster both_noticed_the_death_of_1(Term& term) {
+  Cluster c = led_by_1();
+  term = c.core(1).term();
+  c.isolate(1);
+  EXPECT_TRUE(c.core(2).leader_down(1));
+  EXPECT_TRUE(c.core(3).leader_down(1));
+  return c;
+}
+
 TEST(LeaderDown, FollowerForgetsItsLeaderAndThenGrantsAPreVoteItIgnoredBefore) {
   Cluster c = led_by_1();
   const Term term = c.core(2).term();
@@ -166,29 +191,14 @@ TEST(LeaderDown, WhenBothFollowersDetectTheDeathOneWinsBeforeAnyTimeout) {
 }
 
 TEST(LeaderDown, CampaignIfLeaderlessStaysOutOfAnElectionItVotedIn) {
-  Cluster c = led_by_1();
-  const Term term = c.core(1).term();
-  c.isolate(1);
-  ASSERT_TRUE(c.core(2).leader_down(1));
-  ASSERT_TRUE(c.core(3).leader_down(1));
+  Term term = 0;
+  Cluster c = both_noticed_the_death_of_1(term);
   ASSERT_TRUE(c.core(3).campaign_if_leaderless());
   // Route by hand until 2 has voted for 3, and lose 2's vote on the way back.
-  for (auto& m : c.take([](const Message&) { return true; })) {
-    if (m.to == 2) {  // 3's pre-vote reaches 2
-      ASSERT_TRUE(c.core(2).step(m).ok());
-    }
-  }
-  for (auto& m : c.take([](const Message&) { return true; })) {
-    if (m.to == 3) {  // 2's pre-vote grant reaches 3
-      ASSERT_TRUE(c.core(3).step(m).ok());
-    }
-  }
+  deliver_to(c, 2);  // 3's pre-vote reaches 2
+  deliver_to(c, 3);  // 2's pre-vote grant reaches 3
   ASSERT_EQ(c.core(3).role(), Role::kCandidate);
-  for (auto& m : c.take([](const Message&) { return true; })) {
-    if (m.to == 2) {  // 3's vote request reaches 2
-      ASSERT_TRUE(c.core(2).step(m).ok());
-    }
-  }
+  deliver_to(c, 2);                             // 3's vote request reaches 2
   c.take([](const Message&) { return true; });  // 2's vote is lost on the way
   ASSERT_EQ(c.core(2).term(), term + 1);
   ASSERT_EQ(c.core(2).status().vote, 3u);
@@ -196,27 +206,9 @@ TEST(LeaderDown, CampaignIfLeaderlessStaysOutOfAnElectionItVotedIn) {
   EXPECT_EQ(c.core(2).role(), Role::kFollower);
 }
 
-// Delivers every queued message addressed to `to` (and nothing else), in order.
-void deliver_to(Cluster& c, NodeId to) {
-  for (auto& m : c.take([to](const Message& m) { return m.to == to; })) {
-    ASSERT_TRUE(c.core(to).step(m).ok());
-  }
-}
-
-// Delivers the messages queued now (not the ones they produce).
-void deliver_round(Cluster& c) {
-  for (auto& m : c.take([](const Message&) { return true; })) {
-    if (m.to == 1) continue;  // the dead leader
-    ASSERT_TRUE(c.core(m.to).step(m).ok());
-  }
-}
-
 TEST(LeaderDown, CampaignIfLeaderlessLetsACandidatesOpenElectionFinish) {
-  Cluster c = led_by_1();
-  const Term term = c.core(1).term();
-  c.isolate(1);
-  ASSERT_TRUE(c.core(2).leader_down(1));
-  ASSERT_TRUE(c.core(3).leader_down(1));
+  Term term = 0;
+  Cluster c = both_noticed_the_death_of_1(term);
   ASSERT_TRUE(c.core(2).campaign_if_leaderless());
   deliver_to(c, 3);  // 2's pre-vote reaches 3
   deliver_to(c, 2);  // 3's grant reaches 2: a real election for term + 1
@@ -236,11 +228,8 @@ TEST(LeaderDown, CampaignIfLeaderlessLetsACandidatesOpenElectionFinish) {
 }
 
 TEST(LeaderDown, CampaignIfLeaderlessStartsOverAfterASplitVote) {
-  Cluster c = led_by_1();
-  const Term term = c.core(1).term();
-  c.isolate(1);
-  ASSERT_TRUE(c.core(2).leader_down(1));
-  ASSERT_TRUE(c.core(3).leader_down(1));
+  Term term = 0;
+  Cluster c = both_noticed_the_death_of_1(term);
   // Both campaign at once: each grants the other's pre-vote, each becomes a candidate for
   // term + 1 having voted for itself, and each refuses the other's vote.
   ASSERT_TRUE(c.core(2).campaign_if_leaderless());
