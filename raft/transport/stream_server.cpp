@@ -821,13 +821,20 @@ bool StreamServer::park(const std::shared_ptr<Connection>& conn) {
   if (!parks_idle()) return false;
   std::lock_guard lock(mutex_);
   if (stopping_locked() || pool_ == nullptr || !start_watcher_locked()) return false;
+  if (!watch_locked(epoll_fd_, parked_, conn)) return false;
+  ++parks_;
+  return true;
+}
+
+bool StreamServer::watch_locked(int epoll_fd, std::map<int, std::shared_ptr<Connection>>& set,
+                                const std::shared_ptr<Connection>& conn) {
   epoll_event event{};
   event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
   event.data.fd = conn->sock;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, conn->sock, &event) != 0) return false;
-  parked_[conn->sock] = conn;
+  if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, conn->sock, &event) != 0) return false;
+  set[conn->sock] = conn;
+  // Its idle deadline is the watcher's to keep, whichever set it waits in.
   deadlines_.emplace(conn->deadline, conn->sock);
-  ++parks_;
   if (conn->deadline < watcher_wakes_at_) {
     const uint64_t one = 1;
     (void)::write(wake_fd_, &one, sizeof(one));
@@ -882,18 +889,7 @@ bool StreamServer::hand_to_loop(const std::shared_ptr<Connection>& conn) {
   if (!loop_attached_ || stopping_locked() || pool_ == nullptr || !start_watcher_locked()) {
     return false;
   }
-  epoll_event event{};
-  event.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-  event.data.fd = conn->sock;
-  if (::epoll_ctl(loop_epoll_fd_, EPOLL_CTL_ADD, conn->sock, &event) != 0) return false;
-  loop_parked_[conn->sock] = conn;
-  // Its idle deadline is the watcher's to keep, as a parked connection's.
-  deadlines_.emplace(conn->deadline, conn->sock);
-  if (conn->deadline < watcher_wakes_at_) {
-    const uint64_t one = 1;
-    (void)::write(wake_fd_, &one, sizeof(one));
-  }
-  return true;
+  return watch_locked(loop_epoll_fd_, loop_parked_, conn);
 }
 
 void StreamServer::to_pool(std::shared_ptr<Connection> conn) {

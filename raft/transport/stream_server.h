@@ -272,6 +272,10 @@ class StreamServer final : public httplib::Server {
   // Loop serving: hands a connection between requests to the loop's set; false when it cannot
   // (no loop attached, the server is stopping), and the caller keeps it.
   bool hand_to_loop(const std::shared_ptr<Connection>& conn);
+  // Adds `conn` to `set`, polled through `epoll_fd` (one-shot), with its idle deadline kept by
+  // the watcher thread (woken if that deadline is its nearest). Both waiting sets use it.
+  bool watch_locked(int epoll_fd, std::map<int, std::shared_ptr<Connection>>& set,
+                    const std::shared_ptr<Connection>& conn);
   // Loop thread: serves the loop's readable connections.
   void serve_loop_ready();
   // Loop thread: serves the connection's next request if the loop may, else hands it to the pool.

@@ -117,6 +117,17 @@ class LoopServingTest : public ::testing::Test {
     socks_.push_back(sock);
     return sock;
   }
+  // A connection whose first lock request was answered and that now waits in the loop's set;
+  // -1, with the failure recorded, when it does not wait there.
+  int connect_waiting_in_loop() {
+    const int sock = connect();
+    EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
+    if (!waits_in_loop_set(1)) {
+      ADD_FAILURE() << "the connection does not wait in the loop's set";
+      return -1;
+    }
+    return sock;
+  }
   // Sends `request` and returns the answer's body.
   std::string exchange(int sock, const std::string& request) {
     send_text(sock, request);
@@ -164,9 +175,8 @@ TEST_F(LoopServingTest, AfterItsFirstRequestAConnectionsEligibleRequestsAreServe
 
 TEST_F(LoopServingTest, AfterAnotherRequestTheConnectionKeepsItsThreadUntilAnEligibleOne) {
   start();
-  const int sock = connect();
-  EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
-  ASSERT_TRUE(waits_in_loop_set(1));
+  const int sock = connect_waiting_in_loop();
+  ASSERT_GE(sock, 0);
   // Another request: the loop hands it to a thread, and the connection stays there (a client
   // reading, say, would otherwise pay the loop's hand-off on every request).
   EXPECT_EQ(exchange(sock, post("/other", "two")), "two");
@@ -185,9 +195,8 @@ TEST_F(LoopServingTest, AfterAnotherRequestTheConnectionKeepsItsThreadUntilAnEli
 
 TEST_F(LoopServingTest, ARequestWrittenInPiecesIsServedWholeByTheLoop) {
   start();
-  const int sock = connect();
-  EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
-  ASSERT_TRUE(waits_in_loop_set(1));
+  const int sock = connect_waiting_in_loop();
+  ASSERT_GE(sock, 0);
   // A client that writes the header, then the body (Python's http.client does), and one that
   // stops inside the request line: the loop waits for the rest without a thread.
   for (const std::string& request :
@@ -209,9 +218,8 @@ TEST_F(LoopServingTest, ARequestWhoseRestNeverComesIsClosedAtTheReadTimeout) {
   StreamServerOptions options;
   options.read_timeout = 300ms;
   start(options);
-  const int sock = connect();
-  EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
-  ASSERT_TRUE(waits_in_loop_set(1));
+  const int sock = connect_waiting_in_loop();
+  ASSERT_GE(sock, 0);
   const std::string request = post("/loop/a", "never finished");
   send_text(sock, request.substr(0, request.size() - 3));
   bool closed = false;
@@ -225,9 +233,8 @@ TEST_F(LoopServingTest, ARequestWhoseRestNeverComesIsClosedAtTheReadTimeout) {
 
 TEST_F(LoopServingTest, AnAnswerDeferredOnTheLoopGoesOutAndTheNextRequestIsTheLoopsAgain) {
   start();
-  const int sock = connect();
-  EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
-  ASSERT_TRUE(waits_in_loop_set(1));
+  const int sock = connect_waiting_in_loop();
+  ASSERT_GE(sock, 0);
   EXPECT_EQ(exchange(sock, post("/loop/later", "two")), "later two");
   EXPECT_EQ(last_served_by(), loop_id_);
   EXPECT_EQ(exchange(sock, post("/loop/a", "three")), "three");
@@ -237,9 +244,8 @@ TEST_F(LoopServingTest, AnAnswerDeferredOnTheLoopGoesOutAndTheNextRequestIsTheLo
 
 TEST_F(LoopServingTest, PipelinedRequestsAreAnsweredInOrder) {
   start();
-  const int sock = connect();
-  EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
-  ASSERT_TRUE(waits_in_loop_set(1));
+  const int sock = connect_waiting_in_loop();
+  ASSERT_GE(sock, 0);
   // The first waits for its answer (deferred); the two behind it must not overtake it.
   send_text(sock, post("/loop/later", "A") + post("/loop/a", "B") + post("/other", "C"));
   const std::string got = read_until(sock, "HTTP/1.1 200", 3);
@@ -255,9 +261,8 @@ TEST_F(LoopServingTest, PipelinedRequestsAreAnsweredInOrder) {
 
 TEST_F(LoopServingTest, ARequestThatClosesItsConnectionIsServedByAThread) {
   start();
-  const int sock = connect();
-  EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
-  ASSERT_TRUE(waits_in_loop_set(1));
+  const int sock = connect_waiting_in_loop();
+  ASSERT_GE(sock, 0);
   send_text(sock, post("/loop/a", "last", "Connection: close\r\n"));
   bool closed = false;
   const std::string got = read_until(sock, "never", 1, 5s, &closed);
@@ -268,9 +273,8 @@ TEST_F(LoopServingTest, ARequestThatClosesItsConnectionIsServedByAThread) {
 
 TEST_F(LoopServingTest, OnceTheLoopDetachesItsConnectionsAreServedByThreads) {
   start();
-  const int sock = connect();
-  EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
-  ASSERT_TRUE(waits_in_loop_set(1));
+  const int sock = connect_waiting_in_loop();
+  ASSERT_GE(sock, 0);
   stop_loop();
   EXPECT_EQ(server_->connection_stats().loop_parked, 0u);
   EXPECT_EQ(exchange(sock, post("/loop/a", "two")), "two");
@@ -284,9 +288,8 @@ TEST_F(LoopServingTest, AnIdleConnectionInTheLoopsSetIsClosedAtTheKeepAliveLimit
   StreamServerOptions options;
   options.keep_alive_idle = 300ms;
   start(options);
-  const int sock = connect();
-  EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
-  ASSERT_TRUE(waits_in_loop_set(1));
+  const int sock = connect_waiting_in_loop();
+  ASSERT_GE(sock, 0);
   bool closed = false;
   const auto began = std::chrono::steady_clock::now();
   read_until(sock, "never", 1, 5s, &closed);
@@ -298,9 +301,8 @@ TEST_F(LoopServingTest, AnIdleConnectionInTheLoopsSetIsClosedAtTheKeepAliveLimit
 
 TEST_F(LoopServingTest, AShutdownClosesTheConnectionsInTheLoopsSet) {
   start();
-  const int sock = connect();
-  EXPECT_EQ(exchange(sock, post("/loop/a", "one")), "one");
-  ASSERT_TRUE(waits_in_loop_set(1));
+  const int sock = connect_waiting_in_loop();
+  ASSERT_GE(sock, 0);
   server_->shut_down_connections();
   bool closed = false;
   read_until(sock, "never", 1, 5s, &closed);
