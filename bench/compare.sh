@@ -207,6 +207,35 @@ start_etcd() {  # $1 = run name
   echo "compare.sh: etcd elected no leader" >&2; return 1
 }
 
+# raftlock's own mean write in a run (each node's persist histogram over the cluster's life, which
+# is the run): what the disk gave raftlock. The floor runs later in the round, after etcd, and the
+# disk's write time moves within a minute, so a round's share of the floor mixes two disks; the
+# time per handoff beyond raftlock's own mean write does not. Saved with the logs; one line out.
+note_writes() {  # $1 = run name
+  local i line="" file writes="" rate w
+  for i in 1 2 3; do
+    file="$work/$1/raftlock/metrics-node$i.txt"
+    if ! curl -fs -m 5 "http://127.0.0.1:${rl_client[$((i - 1))]}/metrics" >"$file"; then
+      line+=" -"
+      continue
+    fi
+    line+=" $(awk '$1 == "raftlock_raft_persist_duration_seconds_sum" { s = $2 }
+                  $1 == "raftlock_raft_persist_duration_seconds_count" { c = $2 }
+                  END { if (c > 0) printf "%.3f", s / c * 1000; else printf "-" }' "$file")"
+  done
+  line="${line# }"
+  echo -n "  raftlock: $1: mean write per node ${line// //} ms"
+  rate="$(grep -o '"name":"handoffs_per_s","unit":"1/s","value":[0-9.]*' "$work/$1-raftlock.out" |
+    sed 's/.*://' || true)"
+  for w in $line; do [ "$w" != - ] && writes+="$w "; done
+  if [ -n "$rate" ] && [ -n "$writes" ]; then
+    awk -v rate="$rate" -v w="$writes" 'BEGIN {
+      n = split(w, a, " "); s = 0; for (i = 1; i <= n; i++) s += a[i];
+      if (rate > 0) printf "; %.3f ms per handoff, %.3f beyond the mean write", 1000 / rate, 1000 / rate - s / n }'
+  fi
+  echo
+}
+
 run_one() {  # $1 = system, $2 = scenario, $3 = this run's name (logs; default the scenario), $4 = round
   local system="$1" scenario="$2" run="${3:-$2}" round="${4:-1}" endpoints=""
   if [ "$system" = floor ]; then
@@ -242,6 +271,7 @@ run_one() {  # $1 = system, $2 = scenario, $3 = this run's name (logs; default t
     --lease-hold-s "$lease_hold" \
     --lease-grant-budget-s "$grant_budget" --memory-locks "$memory_locks" --results "$results" --round "$round" \
     >"$work/$run-$system.out" 2>&1 || echo "  $system: $run reported an error (see $work/$run-$system.out)"
+  [ "$system" = raftlock ] && note_writes "$run"
   stop_cluster
   rm -rf "$work/$run/$system"/node?  # the data; the logs stay
 }
