@@ -208,9 +208,10 @@ start_etcd() {  # $1 = run name
 }
 
 # raftlock's own mean write in a run (each node's persist histogram over the cluster's life, which
-# is the run): what the disk gave raftlock. The floor runs later in the round, after etcd, and the
-# disk's write time moves within a minute, so a round's share of the floor mixes two disks; the
-# time per handoff beyond raftlock's own mean write does not. Saved with the logs; one line out.
+# is the run): what the disk gave raftlock. The floor runs at the end of the round (up to 20 s
+# later) and the disk's write time moves within a minute, so a round's share of the floor mixes two
+# disks; the time per handoff beyond raftlock's own mean write does not. Saved with the logs; one
+# line in the output.
 note_writes() {  # $1 = run name
   local i line="" file writes="" rate w
   for i in 1 2 3; do
