@@ -213,7 +213,7 @@ start_etcd() {  # $1 = run name
 # disks; the time per handoff beyond raftlock's own mean write does not. Saved with the logs; one
 # line in the output.
 note_writes() {  # $1 = run name
-  local i line="" file writes="" rate w
+  local i line="" file rate
   for i in 1 2 3; do
     file="$work/$1/raftlock/metrics-node$i.txt"
     if ! curl -fs -m 5 "http://127.0.0.1:${rl_client[$((i - 1))]}/metrics" >"$file"; then
@@ -228,13 +228,13 @@ note_writes() {  # $1 = run name
   echo -n "  raftlock: $1: mean write per node ${line// //} ms"
   rate="$(grep -o '"name":"handoffs_per_s","unit":"1/s","value":[0-9.]*' "$work/$1-raftlock.out" |
     sed 's/.*://' || true)"
-  for w in $line; do [ "$w" != - ] && writes+="$w "; done
-  if [ -n "$rate" ] && [ -n "$writes" ]; then
-    awk -v rate="$rate" -v w="$writes" 'BEGIN {
-      n = split(w, a, " "); s = 0; for (i = 1; i <= n; i++) s += a[i];
-      if (rate > 0) printf "; %.3f ms per handoff, %.3f beyond the mean write", 1000 / rate, 1000 / rate - s / n }'
-  fi
-  echo
+  # The nodes that answered ("-": one that did not, such as failover's killed node).
+  awk -v rate="${rate:-0}" -v line="$line" 'BEGIN {
+    k = split(line, w, " "); n = 0; s = 0
+    for (i = 1; i <= k; i++) if (w[i] != "-") { n++; s += w[i] }
+    if (rate > 0 && n > 0)
+      printf "; %.3f ms per handoff, %.3f beyond the mean write", 1000 / rate, 1000 / rate - s / n
+    printf "\n" }'
 }
 
 run_one() {  # $1 = system, $2 = scenario, $3 = this run's name (logs; default the scenario), $4 = round
