@@ -245,6 +245,9 @@ run_one() {  # $1 = system, $2 = scenario, $3 = this run's name (logs; default t
     "$floor_bench" --duration "$duration" --dir "$work/$run" --port-base "$((base + 390))" \
       --results "$results" --round "$round" >"$work/$run-floor.out" 2>&1 ||
       echo "  floor: $run reported an error (see $work/$run-floor.out)"
+    # Its own mean write, next to raftlock's line (note_writes): the time beyond each system's own
+    # write compares the two across the disk's windows.
+    sed -n "s/^floor: mean write/  floor: $run: mean write/p" "$work/$run-floor.out"
     return 0
   fi
   local ports=("${rl_client[@]}")

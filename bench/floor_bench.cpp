@@ -28,12 +28,14 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -41,6 +43,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -130,10 +133,19 @@ void send_to(int sock, const char* buffer) {
   if (!send_message(sock, buffer)) std::_Exit(0);
 }
 
+// Each node's writes, summed where the parent can read them (shared memory made before the fork):
+// the floor's own mean write, to set next to raftlock's (bench/compare.sh prints both, and the
+// time per handoff beyond each system's own write compares the two across disk windows).
+struct WriteStats {
+  std::atomic<long long> nanoseconds{0};
+  std::atomic<long long> writes{0};
+};
+static_assert(std::atomic<long long>::is_always_lock_free);
+
 // One node's log file: preallocated, then one frame per write, overwritten round robin.
 class Log {
  public:
-  Log(const std::string& path, bool enabled) : enabled_(enabled) {
+  Log(const std::string& path, bool enabled, WriteStats* stats) : enabled_(enabled), stats_(stats) {
     if (!enabled_) return;
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) die("cannot create " + path);
@@ -147,22 +159,27 @@ class Log {
     if (!enabled_) return;
     const off_t at = static_cast<off_t>(next_ % kFrames) * static_cast<off_t>(kFrameBytes);
     ++next_;
+    const auto started = Clock::now();
     if (::pwrite(fd_, frame_.data(), kFrameHeaderBytes, at) < 0 ||
         ::pwrite(fd_, frame_.data() + kFrameHeaderBytes, kPageBytes,
                  at + static_cast<off_t>(kFrameHeaderBytes)) < 0 ||
         ::fdatasync(fd_) != 0)
       die("write");
+    stats_->nanoseconds +=
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count();
+    ++stats_->writes;
   }
 
  private:
   bool enabled_;
+  WriteStats* stats_;
   int fd_ = -1;
   long next_ = 0;
   std::vector<char> frame_;
 };
 
-[[noreturn]] void run_follower(int port, const std::string& file, bool disk) {
-  Log log(file, disk);
+[[noreturn]] void run_follower(int port, const std::string& file, bool disk, WriteStats* stats) {
+  Log log(file, disk, stats);
   int leader = accept_one(listen_on(port));
   char message[kMessageBytes];
   while (true) {
@@ -172,8 +189,9 @@ class Log {
   }
 }
 
-[[noreturn]] void run_leader(int port, int follower_port, const std::string& file, bool disk) {
-  Log log(file, disk);
+[[noreturn]] void run_leader(int port, int follower_port, const std::string& file, bool disk,
+                             WriteStats* stats) {
+  Log log(file, disk, stats);
   const int followers[2] = {connect_to(follower_port), connect_to(follower_port + 1)};
   int client = accept_one(listen_on(port));
   char message[kMessageBytes];
@@ -246,6 +264,11 @@ int main(int argc, char** argv) {
   const std::string work = dir + "/floor_bench." + std::to_string(::getpid());
   std::filesystem::create_directories(work);
 
+  // One per node: leader, follower 1, follower 2.
+  void* shared = ::mmap(nullptr, 3 * sizeof(WriteStats), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (shared == MAP_FAILED) die("mmap");
+  auto* stats = new (shared) WriteStats[3];
   std::vector<pid_t> nodes;
   auto start = [&](auto body) {
     pid_t pid = ::fork();
@@ -258,9 +281,9 @@ int main(int argc, char** argv) {
   };
   const int leader_port = port_base;
   const int follower_port = port_base + 1;
-  start([&] { run_follower(follower_port, work + "/follower1", disk); });
-  start([&] { run_follower(follower_port + 1, work + "/follower2", disk); });
-  start([&] { run_leader(leader_port, follower_port, work + "/leader", disk); });
+  start([&] { run_follower(follower_port, work + "/follower1", disk, &stats[1]); });
+  start([&] { run_follower(follower_port + 1, work + "/follower2", disk, &stats[2]); });
+  start([&] { run_leader(leader_port, follower_port, work + "/leader", disk, &stats[0]); });
 
   const int leader = connect_to(leader_port);
   // The leader answers within milliseconds; one that does not in 10 s is not ours, or is stuck.
@@ -305,6 +328,26 @@ int main(int argc, char** argv) {
   std::printf("floor%s: %.0f handoffs/s (%.3f ms per handoff), handoff p50 %.0f us, p99 %.0f us\n",
               disk ? "" : " without the disk", rate, 1e3 / rate, quantile(us, 0.5),
               quantile(us, 0.99));
+  if (disk) {
+    // Mean write (two pwrite()s and the fdatasync()) per node, and the rest of a handoff beyond
+    // their mean: what the chain costs besides the disk in this minute.
+    double sum = 0;
+    std::string per_node;
+    for (int i = 0; i < 3; ++i) {
+      const long long writes = stats[i].writes;
+      const double ms =
+          writes > 0 ? static_cast<double>(stats[i].nanoseconds) / 1e6 / static_cast<double>(writes)
+                     : 0;
+      sum += ms;
+      char text[32];
+      std::snprintf(text, sizeof text, "%s%.3f", i == 0 ? "" : "/", ms);
+      per_node += text;
+    }
+    std::printf(
+        "floor: mean write per node %s ms (leader first); %.3f ms per handoff, %.3f beyond "
+        "the mean write\n",
+        per_node.c_str(), 1e3 / rate, 1e3 / rate - sum / 3);
+  }
   if (!results.empty()) {
     // The shape of lockbench's own result documents (bench/lockbench/scenarios.cpp).
     const nlohmann::json result = {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -64,6 +65,7 @@ TEST_F(FloorBench, ItsResultLineIsOneLockbenchReportReads) {
                                   dir_.string() + " --results " + results + " --round 2");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("floor without the disk: "), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("mean write"), std::string::npos) << "no writes, no write line";
   std::ifstream in(results);
   std::string line;
   ASSERT_TRUE(std::getline(in, line));
@@ -93,6 +95,22 @@ TEST_F(FloorBench, WithTheDiskItWritesAndLeavesNoFileBehind) {
   EXPECT_EQ(run.output.rfind("floor: ", 0), 0u) << run.output;
   EXPECT_NE(run.output.find(" handoffs/s ("), std::string::npos) << run.output;
   EXPECT_TRUE(std::filesystem::is_empty(dir_)) << "its log files are removed";
+  // Each node's own mean write, and the handoff beyond it. Every handoff waits for the leader's
+  // write, so a handoff takes at least the leader's mean write.
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(run.output, m,
+                        std::regex("floor: mean write per node ([0-9.]+)/([0-9.]+)/([0-9.]+) "
+                                   "ms \\(leader first\\); ([0-9.]+) ms per handoff, "
+                                   "(-?[0-9.]+) beyond the mean write\n")))
+      << run.output;
+  const double leader = std::stod(m[1]), follower1 = std::stod(m[2]), follower2 = std::stod(m[3]);
+  const double per_handoff = std::stod(m[4]), beyond = std::stod(m[5]);
+  EXPECT_GT(leader, 0);
+  EXPECT_GT(follower1, 0);
+  EXPECT_GT(follower2, 0);
+  EXPECT_GE(per_handoff, leader);
+  EXPECT_NEAR(beyond, per_handoff - (leader + follower1 + follower2) / 3, 0.002);
 }
 
 TEST_F(FloorBench, APortInUseFailsTheRunWithNoResult) {
